@@ -1,0 +1,100 @@
+"""`tether`: the command line of the local stack (and, as issues land, of the client).
+
+Today it runs what exists: `tether dev` starts the local AWS (moto server mode) with Tether's
+tables, proves the job store works against it with a short demo job, and serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from shared import constants as c
+from shared.domain.models import JobRequest, ProgressDelta
+from shared.services.jobs import JobRef
+from shared.settings import TetherSettings
+from shared.wiring import job_service
+
+DEFAULT_PORT = 4566
+TABLE_PREFIX = "tether"
+
+
+def _settings(endpoint: str, tables: dict[str, str]) -> TetherSettings:
+    return TetherSettings.model_validate(
+        {
+            c.ENV_JOBS_TABLE: tables["jobs"],
+            c.ENV_MESSAGES_TABLE: tables["messages"],
+            c.ENV_CONNECTIONS_TABLE: tables["connections"],
+            c.ENV_DEVICES_TABLE: tables["devices"],
+            c.ENV_IDEMPOTENCY_TABLE: tables["idempotency"],
+            c.ENV_CURSOR_SECRET: secrets.token_urlsafe(32),
+            c.ENV_AWS_ENDPOINT_URL: endpoint,
+        }
+    )
+
+
+def _demo(settings: TetherSettings) -> None:
+    """Run one small job through the real store and print its message log."""
+    service = job_service(settings, clock=None)
+    job = service.create_job(
+        JobRequest(type="demo", params={"items": 3}), tenant_id="local", owner_id="dev"
+    )
+    ref = JobRef(job.tenant_id, job.job_id)
+    service.start(ref, total=3)
+    for _ in range(3):
+        service.report_progress(ref, ProgressDelta(succeeded=1))
+    service.complete(ref, {"processed": 3})
+    print(f"self-check: demo job {job.job_id} ran; its message log:")
+    for message in service.messages_after(ref, 0).messages:
+        print(f"  {message.to_json()}")
+
+
+def dev(args: argparse.Namespace) -> int:
+    os.environ.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", LOCAL_CREDENTIALS["aws_access_key_id"])
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_CREDENTIALS["aws_secret_access_key"])
+    aws = LocalAws(port=args.port).start()
+    tables = aws.create_tables(TABLE_PREFIX)
+    settings = _settings(aws.endpoint_url, tables)
+    print(f"local AWS (moto) at {aws.endpoint_url}; tables: {', '.join(sorted(tables.values()))}")
+    print("Not yet running: HTTP API, WebSocket gateway, JobRunner (see README).")
+    _demo(settings)
+    if args.once:
+        aws.stop()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("serving; Ctrl-C stops")
+    stop.wait()
+    aws.stop()
+    print("stopped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tether", description="Tether: keep clients tethered to long-running server jobs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev_parser = commands.add_parser("dev", help="run Tether locally (no AWS account, no Docker)")
+    dev_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="local AWS port")
+    dev_parser.add_argument("--once", action="store_true", help="self-check, then exit")
+    dev_parser.set_defaults(run=dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

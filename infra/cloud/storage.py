@@ -1,0 +1,155 @@
+"""The `Storage` construct: Tether's DynamoDB tables, built from `shared.tables.TABLES`.
+
+Keys, indexes, TTL and streams come from the specs alone (the local stack builds its moto tables
+from the same specs); this module adds only what exists in the cloud: billing, recovery,
+encryption, removal. It also owns the one mapping from a table to the environment variable
+(`shared.constants`) through which handlers find it.
+"""
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from shared.constants import (
+    ENV_CONNECTIONS_TABLE,
+    ENV_DEVICES_TABLE,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_JOBS_TABLE,
+    ENV_MESSAGES_TABLE,
+)
+from shared.tables import (
+    CONNECTIONS,
+    DEVICES,
+    IDEMPOTENCY,
+    JOBS,
+    MESSAGES,
+    TABLES,
+    AttributeType,
+    KeyAttribute,
+    StreamView,
+    TableSpec,
+)
+
+TABLE_ENV_KEYS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        JOBS.key: ENV_JOBS_TABLE,
+        MESSAGES.key: ENV_MESSAGES_TABLE,
+        CONNECTIONS.key: ENV_CONNECTIONS_TABLE,
+        DEVICES.key: ENV_DEVICES_TABLE,
+        IDEMPOTENCY.key: ENV_IDEMPOTENCY_TABLE,
+    }
+)
+"""Spec key → environment variable holding that table's name."""
+
+_ATTRIBUTE_TYPES: Final[Mapping[AttributeType, dynamodb.AttributeType]] = MappingProxyType(
+    {
+        AttributeType.STRING: dynamodb.AttributeType.STRING,
+        AttributeType.NUMBER: dynamodb.AttributeType.NUMBER,
+    }
+)
+
+_STREAM_VIEWS: Final[Mapping[StreamView, dynamodb.StreamViewType]] = MappingProxyType(
+    {StreamView.NEW_IMAGE: dynamodb.StreamViewType.NEW_IMAGE}
+)
+
+# Encryption: the AWS-managed key (alias aws/dynamodb) rather than DynamoDB's default AWS-owned
+# key or a customer-managed key. Unlike the owned key, its use shows up in CloudTrail, which is
+# what an audit of "who read the job data" needs. A customer-managed key would add a key policy,
+# rotation and a monthly fee per key, and every Lambda and stream consumer would need kms grants;
+# it buys cross-account sharing and crypto-shredding by key deletion, which Tether needs neither
+# of (data stays in one account; messages expire in 24 h, jobs in 30 days). DynamoDB switches a
+# table's key in place, so moving to a customer-managed key later is an update, not a migration.
+_ENCRYPTION: Final = dynamodb.TableEncryption.AWS_MANAGED
+
+
+class Storage(Construct):
+    """One DynamoDB table per spec in `shared.tables.TABLES`, reachable by spec key."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        removal_policy: RemovalPolicy,
+        deletion_protection: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        _check_env_keys_cover(TABLES)
+        self._tables: dict[str, dynamodb.Table] = {
+            spec.key: _build_table(
+                self,
+                spec,
+                removal_policy=removal_policy,
+                deletion_protection=deletion_protection,
+            )
+            for spec in TABLES
+        }
+
+    @property
+    def tables(self) -> Mapping[str, dynamodb.Table]:
+        """The tables by spec key, e.g. `storage.tables["jobs"]`."""
+        return MappingProxyType(self._tables)
+
+    def function_environment(self) -> dict[str, str]:
+        """Environment variables naming every table, for a Lambda function's `environment`.
+
+        A fresh dict each call, so a caller may add its own variables to it.
+        """
+        return {TABLE_ENV_KEYS[key]: table.table_name for key, table in self._tables.items()}
+
+
+def _check_env_keys_cover(specs: tuple[TableSpec, ...]) -> None:
+    # A table added to TABLES without an environment variable would deploy but be unreachable
+    # from the handlers; fail the synth instead.
+    spec_keys = {spec.key for spec in specs}
+    if spec_keys != set(TABLE_ENV_KEYS):
+        raise ValueError(
+            "TABLE_ENV_KEYS and shared.tables.TABLES disagree: "
+            f"tables without a variable {sorted(spec_keys - set(TABLE_ENV_KEYS))}, "
+            f"variables without a table {sorted(set(TABLE_ENV_KEYS) - spec_keys)}"
+        )
+
+
+def _build_table(
+    scope: Construct,
+    spec: TableSpec,
+    *,
+    removal_policy: RemovalPolicy,
+    deletion_protection: bool,
+) -> dynamodb.Table:
+    # No table_name: CloudFormation names the table, so two stages (or two developers' stacks)
+    # can share an account and a key-schema change can replace the table.
+    table = dynamodb.Table(
+        scope,
+        spec.key,
+        partition_key=_attribute(spec.partition_key),
+        sort_key=_attribute(spec.sort_key) if spec.sort_key else None,
+        # Job traffic is bursty (a CSV import, then nothing for hours): on-demand follows it
+        # without capacity planning or throttling the first batch.
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=_ENCRYPTION,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True,
+        ),
+        time_to_live_attribute=spec.ttl_attribute,
+        stream=_STREAM_VIEWS[spec.stream] if spec.stream else None,
+        removal_policy=removal_policy,
+        deletion_protection=deletion_protection,
+    )
+    for index in spec.indexes:
+        table.add_global_secondary_index(
+            index_name=index.name,
+            partition_key=_attribute(index.partition_key),
+            sort_key=_attribute(index.sort_key) if index.sort_key else None,
+            # ALL: every index query answers without a second read of the base table.
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+    return table
+
+
+def _attribute(attribute: KeyAttribute) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=attribute.name, type=_ATTRIBUTE_TYPES[attribute.type])

@@ -1,0 +1,97 @@
+"""moto in server mode on localhost, with Tether's tables created from the shared specs.
+
+The local stack's AWS: one HTTP endpoint that boto3 clients (handlers, CLI, tests) reach with
+`AWS_ENDPOINT_URL`. Requests are handled one at a time, as DynamoDB applies each atomically
+(see `moto_patches`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from infra.local import moto_patches
+from shared.adapters.dynamo_tables import create_tables
+from shared.wiring import AWS_CONFIG
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class _SerializedApp:
+    """WSGI wrapper: one request at a time inside moto, as one DynamoDB item sees them."""
+
+    def __init__(self, app: DomainDispatcherApplication) -> None:
+        self._app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        with moto_patches.request_lock():
+            # Materialise the body inside the lock: moto builds it lazily.
+            return list(self._app(environ, start_response))
+
+
+class _QuietHandler(MotoRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """One line per AWS call drowns the local stack's own logs."""
+
+
+@dataclass
+class LocalAws:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    _server: BaseWSGIServer | None = field(default=None, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("LocalAws is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LocalAws:
+        moto_patches.journal_rollback()
+        app = _SerializedApp(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self.host, self.port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_REGION,
+            config=AWS_CONFIG,
+            aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        )
+
+    def create_tables(self, prefix: str) -> dict[str, str]:
+        return create_tables(self.dynamodb(), prefix)

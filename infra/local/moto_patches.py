@@ -1,0 +1,128 @@
+"""Makes moto's DynamoDB behave like the service where Tether depends on it.
+
+Two differences matter and both are fixed here, for the tests and for `tether dev` alike:
+
+* Atomicity. DynamoDB applies every request atomically. moto handles requests from several
+  threads at once, and a transaction deep-copies a table while another thread writes to it
+  ("dictionary changed size during iteration"). `serialize_requests` runs moto's request
+  handling under one lock; clients still race each other exactly as against the service.
+* Cost of a transaction. moto snapshots every table a transaction touches with a deep copy so
+  that it can roll back, which makes each transaction O(items in the table): a log of a few
+  thousand messages makes every progress update take tens of milliseconds. `journal_rollback`
+  snapshots only the items the transaction names, and the stream records it appended, and
+  restores exactly those on failure: the same all-or-nothing result at O(items in the request).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+from moto.core.botocore_stubber import BotocoreStubber
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
+
+_install_lock = threading.Lock()
+_request_lock = threading.RLock()
+_installed: set[str] = set()
+
+
+def serialize_requests() -> None:
+    """Handle one in-process moto request at a time, as one DynamoDB item sees them."""
+    with _install_lock:
+        if "serialize" in _installed:
+            return
+        original: Callable[..., Any] = BotocoreStubber.process_request
+
+        def atomic(self: BotocoreStubber, request: Any) -> Any:
+            with _request_lock:
+                return original(self, request)
+
+        BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
+        _installed.add("serialize")
+
+
+def request_lock() -> threading.RLock:
+    """The lock `serialize_requests` uses, for a server-mode dispatcher to take as well."""
+    return _request_lock
+
+
+class _TablesAreNotCopied(types.ModuleType):
+    """`copy` for moto's DynamoDB models, except that a Table is 'copied' as itself."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
+
+
+def _touched(
+    backend: DynamoDBBackend, transact_items: list[dict[str, Any]]
+) -> list[tuple[Table, Any, Any, Any]]:
+    touched = []
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName", ""))
+        source = op.get("Item") if op_type == "Put" else op.get("Key")
+        if table is None or not isinstance(source, dict):
+            continue
+        try:
+            hash_key, range_key = backend.get_keys_value(table, source)
+        except Exception:  # noqa: S112 - a malformed key: moto itself rejects the request
+            continue
+        original = table.get_item(hash_key, range_key)
+        touched.append((table, hash_key, range_key, copy.deepcopy(original)))
+    return touched
+
+
+def _restore(table: Table, hash_key: Any, range_key: Any, item: Any) -> None:
+    if range_key is not None:
+        if item is None:
+            table.items[hash_key].pop(range_key, None)
+        else:
+            table.items[hash_key][range_key] = item
+    elif item is None:
+        table.items.pop(hash_key, None)
+    else:
+        table.items[hash_key] = item
+
+
+def journal_rollback() -> None:
+    """Roll back failed transactions item by item instead of copying whole tables."""
+    with _install_lock:
+        if "journal" in _installed:
+            return
+        dynamodb_models.copy = _TablesAreNotCopied("copy")  # type: ignore[attr-defined]
+        original: Callable[..., None] = DynamoDBBackend.transact_write_items
+
+        def journaled(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+            touched = _touched(self, transact_items)
+            shards = {
+                id(table.stream_shard): (table.stream_shard, len(table.stream_shard.items))
+                for table, *_ in touched
+                if table.stream_shard is not None
+            }
+            try:
+                original(self, transact_items)
+            except Exception:
+                for table, hash_key, range_key, item in reversed(touched):
+                    _restore(table, hash_key, range_key, item)
+                for shard, length in shards.values():
+                    del shard.items[length:]
+                raise
+
+        DynamoDBBackend.transact_write_items = journaled  # type: ignore[method-assign]
+        _installed.add("journal")
+
+
+def install() -> None:
+    serialize_requests()
+    journal_rollback()

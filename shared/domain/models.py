@@ -1,0 +1,203 @@
+"""The job model (DESIGN §3): what a job is, field by field, with camelCase JSON names.
+
+`JobRecord` is the full state of one job as stored and as returned by the state-sync API.
+`JobRequest` is what a client may ask for when it creates a job. Both validate at the boundary,
+so a bad value is rejected with the field's name before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+MAX_PARAMS_BYTES: Final = 32 * 1024  # keeps a job item far below DynamoDB's 400 KB
+MAX_RESULT_BYTES: Final = 64 * 1024
+MAX_TIMEOUT_SECONDS: Final = 30 * 24 * 3600
+
+JobTypeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@|-]+$")]
+
+
+class TetherModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Sorts ascending from the most urgent: the queue index key starts with it."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK: Final = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+
+
+class RetryPolicy(TetherModel):
+    """How a failed batch is retried (DESIGN §8); the defaults are part of the contract."""
+
+    max_retries: int = Field(default=3, ge=0, le=20)
+    initial_backoff_ms: int = Field(default=1000, ge=0, le=3_600_000)
+    backoff_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_backoff_ms: int = Field(default=60_000, ge=0, le=86_400_000)
+
+    @model_validator(mode="after")
+    def _cap_not_below_start(self) -> Self:
+        if self.max_backoff_ms < self.initial_backoff_ms:
+            raise ValueError("maxBackoffMs must be >= initialBackoffMs")
+        return self
+
+    def backoff_ms(self, attempt: int) -> int:
+        """Delay before retry number `attempt` (0 for the first retry), capped."""
+        raw = self.initial_backoff_ms * self.backoff_multiplier**attempt
+        return int(min(raw, self.max_backoff_ms))
+
+
+class Counters(TetherModel):
+    total: int = Field(default=0, ge=0)
+    processed: int = Field(default=0, ge=0)
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    skipped: int = Field(default=0, ge=0)
+
+    @property
+    def percent(self) -> float:
+        if self.total <= 0:
+            return 0.0
+        return min(100.0, round(self.processed * 100 / self.total, 1))
+
+
+class ProgressDelta(TetherModel):
+    """What one batch adds to the counters; `processed` grows by the sum of the three."""
+
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    skipped: int = Field(default=0, ge=0)
+    total: int | None = Field(default=None, ge=0, description="set when the item count changes")
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed + self.skipped
+
+    def apply_to(self, counters: Counters) -> Counters:
+        return Counters(
+            total=counters.total if self.total is None else self.total,
+            processed=counters.processed + self.processed,
+            succeeded=counters.succeeded + self.succeeded,
+            failed=counters.failed + self.failed,
+            skipped=counters.skipped + self.skipped,
+        )
+
+
+class JobError(TetherModel):
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=2048)
+
+
+class JobSchedule(TetherModel):
+    """When a job runs later (`scheduledFor`) or which recurring schedule started it."""
+
+    scheduled_for: AwareDatetime | None = None
+    schedule_id: Identifier | None = None
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
+class JobRequest(TetherModel):
+    """A client's request to create a job (POST /jobs)."""
+
+    type: JobTypeName
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+    schedule: JobSchedule | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> Self:
+        size = _json_size(self.params)
+        if size > MAX_PARAMS_BYTES:
+            raise ValueError(f"params is {size} bytes serialized; the limit is {MAX_PARAMS_BYTES}")
+        return self
+
+
+class JobRecord(TetherModel):
+    """The full state of one job: what the store keeps and what state sync returns."""
+
+    job_id: Identifier
+    tenant_id: Identifier
+    owner_id: Identifier
+    type: JobTypeName
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+    status: JobStatus
+    counters: Counters = Field(default_factory=Counters)
+    cancel_requested: bool = False
+    pause_requested: bool = False
+    error: JobError | None = None
+    result: dict[str, Any] | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout_seconds: int | None = None
+    schedule: JobSchedule | None = None
+    seq: int = Field(default=0, ge=0, description="seq of the last message in the job's log")
+    epoch: str = Field(min_length=1, max_length=32)
+    created_at: AwareDatetime
+    started_at: AwareDatetime | None = None
+    updated_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+    execution_arn: str | None = None
+    # Bookkeeping of the store: optimistic-lock version and progress coalescing state.
+    version: int = Field(default=1, ge=0)
+    last_progress_at: AwareDatetime | None = None
+    progress_pending: bool = False
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def expires_at(self, retention_seconds: int) -> int | None:
+        """Epoch seconds at which a terminal job may be purged; None while it lives."""
+        if self.finished_at is None:
+            return None
+        return int(self.finished_at.timestamp()) + retention_seconds
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 with milliseconds and a Z, the one timestamp format on the wire."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

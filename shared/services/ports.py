@@ -1,0 +1,68 @@
+"""The interfaces the services need from the outside world, and the pages they get back.
+
+Services depend on these Protocols only; the DynamoDB adapter implements them and tests may
+pass any object of the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.envelope import Envelope
+from shared.domain.lifecycle import JobChange
+from shared.domain.models import JobRecord, JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    status: JobStatus | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    messages: list[Envelope]
+    has_more: bool
+
+    @property
+    def last_seq(self) -> int | None:
+        return self.messages[-1].seq if self.messages else None
+
+
+class JobStore(Protocol):
+    def insert(self, change: JobChange) -> None:
+        """Write a new job and its first messages; JobAlreadyExists if the id is taken."""
+        ...
+
+    def commit(self, change: JobChange) -> None:
+        """Replace the job at `change.expected_version` and append its messages, atomically.
+
+        Raises StaleJob (with the current record when the store has it) if the job moved on.
+        """
+        ...
+
+    def get(self, tenant_id: str, job_id: str) -> JobRecord:
+        """The job, read strongly consistent; JobNotFound if missing or another tenant's."""
+        ...
+
+    def list_jobs(
+        self, tenant_id: str, job_filter: JobFilter, *, limit: int, cursor: str | None
+    ) -> JobPage: ...
+
+    def read_messages(
+        self, tenant_id: str, job_id: str, *, after: int, limit: int, now: datetime
+    ) -> MessagePage:
+        """Messages with seq > after in order, skipping those whose TTL has passed."""
+        ...
+
+    def delete(self, job: JobRecord) -> None:
+        """Remove a terminal job and its whole log; StaleJob if it changed since read."""
+        ...

@@ -1,0 +1,33 @@
+"""The environment of a Tether process, modelled once and read at cold start.
+
+Keys come from `shared.constants`, the same module the CDK app uses to set them. Logic never
+reads `os.environ`; it receives a `TetherSettings`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import constants as c
+
+
+class TetherSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    jobs_table: str = Field(alias=c.ENV_JOBS_TABLE)
+    messages_table: str = Field(alias=c.ENV_MESSAGES_TABLE)
+    connections_table: str = Field(default="", alias=c.ENV_CONNECTIONS_TABLE)
+    devices_table: str = Field(default="", alias=c.ENV_DEVICES_TABLE)
+    idempotency_table: str = Field(default="", alias=c.ENV_IDEMPOTENCY_TABLE)
+    cursor_secret: SecretStr = Field(alias=c.ENV_CURSOR_SECRET, min_length=16)
+    progress_min_interval_ms: int = Field(
+        default=c.DEFAULT_PROGRESS_MIN_INTERVAL_MS, ge=0, alias=c.ENV_PROGRESS_MIN_INTERVAL_MS
+    )
+    aws_endpoint_url: str | None = Field(default=None, alias=c.ENV_AWS_ENDPOINT_URL)
+
+    @property
+    def progress_min_interval(self) -> timedelta:
+        return timedelta(milliseconds=self.progress_min_interval_ms)

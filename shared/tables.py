@@ -1,0 +1,121 @@
+"""The DynamoDB tables of Tether, described once as data.
+
+The CDK `Storage` construct and the local/moto table creator both build their tables from
+`TABLES`, so the cloud and the local stack cannot disagree on keys, indexes, TTL or streams.
+Pure data: no boto3, no CDK imports here.
+
+Item shapes (keys only; the adapters own the rest):
+
+* jobs: `tenantId` / `jobId`. Job ids sort by creation time. Derived index keys:
+  `tenantStatus` = "{tenant}#{status}", `tenantType` = "{tenant}#{type}", and, only while a
+  job is `queued`, `queueTenant` = tenant with `queueRank` = "{priority rank}#{createdAt}#{jobId}"
+  (a sparse index: the per-tenant run queue, highest priority first, oldest first).
+  Terminal jobs carry `expiresAt` (TTL) 30 days after `finishedAt`.
+* messages: `jobKey` = "{tenant}#{jobId}" / `seq` (number): the gap-free log of one job.
+  `expiresAt` (TTL) 24 h after the message was written. The stream (NEW_IMAGE) drives delivery.
+* connections: `pk` / `sk`, several item kinds: a connection ("CONN#{id}" / "META"), its
+  subscriptions ("CONN#{id}" / "SUB#{jobKey}", carrying `jobKey` and `connectionId` for the
+  sparse `byJob` index the dispatcher queries) and delivery cursors per user and job.
+  `expiresAt` (TTL) past API Gateway's 2 h connection limit.
+* devices: `ownerKey` = "{tenant}#{ownerId}" / `deviceId`: push endpoints of one user.
+* idempotency: Powertools' idempotency persistence layer (its default `id` / `expiration`).
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+
+class AttributeType(StrEnum):
+    STRING = "S"
+    NUMBER = "N"
+
+
+class StreamView(StrEnum):
+    NEW_IMAGE = "NEW_IMAGE"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAttribute:
+    name: str
+    type: AttributeType = AttributeType.STRING
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """A global secondary index, projecting all attributes."""
+
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """What a table is, independent of where it is created."""
+
+    key: str  # logical name: CDK construct id and local table-name suffix
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    ttl_attribute: str | None = None
+    stream: StreamView | None = None
+    indexes: tuple[IndexSpec, ...] = field(default_factory=tuple)
+
+    def local_name(self, prefix: str) -> str:
+        return f"{prefix}-{self.key}"
+
+    @property
+    def key_attributes(self) -> tuple[KeyAttribute, ...]:
+        """Every attribute used in a key of the table or its indexes, each once."""
+        seen: dict[str, KeyAttribute] = {}
+        for attr in (self.partition_key, self.sort_key):
+            if attr is not None:
+                seen.setdefault(attr.name, attr)
+        for index in self.indexes:
+            for attr in (index.partition_key, index.sort_key):
+                if attr is not None:
+                    seen.setdefault(attr.name, attr)
+        return tuple(seen.values())
+
+
+JOBS: Final = TableSpec(
+    key="jobs",
+    partition_key=KeyAttribute("tenantId"),
+    sort_key=KeyAttribute("jobId"),
+    ttl_attribute="expiresAt",
+    indexes=(
+        IndexSpec("byStatus", KeyAttribute("tenantStatus"), KeyAttribute("jobId")),
+        IndexSpec("byType", KeyAttribute("tenantType"), KeyAttribute("jobId")),
+        IndexSpec("queue", KeyAttribute("queueTenant"), KeyAttribute("queueRank")),
+    ),
+)
+
+MESSAGES: Final = TableSpec(
+    key="messages",
+    partition_key=KeyAttribute("jobKey"),
+    sort_key=KeyAttribute("seq", AttributeType.NUMBER),
+    ttl_attribute="expiresAt",
+    stream=StreamView.NEW_IMAGE,
+)
+
+CONNECTIONS: Final = TableSpec(
+    key="connections",
+    partition_key=KeyAttribute("pk"),
+    sort_key=KeyAttribute("sk"),
+    ttl_attribute="expiresAt",
+    indexes=(IndexSpec("byJob", KeyAttribute("jobKey"), KeyAttribute("connectionId")),),
+)
+
+DEVICES: Final = TableSpec(
+    key="devices",
+    partition_key=KeyAttribute("ownerKey"),
+    sort_key=KeyAttribute("deviceId"),
+)
+
+IDEMPOTENCY: Final = TableSpec(
+    key="idempotency",
+    partition_key=KeyAttribute("id"),
+    ttl_attribute="expiration",
+)
+
+TABLES: Final = (JOBS, MESSAGES, CONNECTIONS, DEVICES, IDEMPOTENCY)
