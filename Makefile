@@ -32,7 +32,7 @@ dev: $(VENV)/.installed
 
 ## Set up and run every check: lint, types, unit, integration and infra tests.
 test: $(VENV)/.installed lint typecheck
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist load
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

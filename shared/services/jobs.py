@@ -28,11 +28,13 @@ from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobError, JobRecord, JobRequest, ProgressDelta
 from shared.services.ports import JobFilter, JobPage, JobStore, MessagePage
 
-# Each conflict means another writer succeeded, so retries always make progress; the bound
-# only stops a pathological hot spot from spinning forever.
+# Each conflict means another writer succeeded, so retries always make progress. A lost race
+# retries at once with the record the store handed back (the common, cheap case); a writer that
+# keeps losing backs off with jitter and reads again; the bound stops a pathological hot spot.
 MAX_COMMIT_ATTEMPTS: Final = 100
 MAX_PAGE_SIZE: Final = 100
 CONFLICT_BACKOFF_BASE_S: Final = 0.002
+FIRST_BACKOFF_ATTEMPT: Final = 8
 CONFLICT_BACKOFF_CAP_S: Final = 0.1
 
 Mutation = Callable[[JobRecord], JobChange | None]
@@ -207,12 +209,17 @@ class JobService:
                 return change.job
             except StaleJob as stale:
                 job, fresh = self._current(ref, stale), True
-                self._back_off(attempt)
+                if attempt >= FIRST_BACKOFF_ATTEMPT:
+                    # The record the conflict handed back is old once we have slept: read again.
+                    self._back_off(attempt)
+                    job = self.get(ref)
         raise TooMuchContention(ref.job_id, MAX_COMMIT_ATTEMPTS)
 
     def _back_off(self, attempt: int) -> None:
         # Full jitter: writers that collided spread out instead of colliding again at once.
-        ceiling = min(CONFLICT_BACKOFF_CAP_S, CONFLICT_BACKOFF_BASE_S * 2**attempt)
+        ceiling = min(
+            CONFLICT_BACKOFF_CAP_S, CONFLICT_BACKOFF_BASE_S * 2 ** (attempt - FIRST_BACKOFF_ATTEMPT)
+        )
         self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not security
 
     def _current(self, ref: JobRef, stale: StaleJob) -> JobRecord:

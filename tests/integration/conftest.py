@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
@@ -23,26 +22,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 CURSOR_SECRET = b"test-cursor-secret-0123456789"
-
-
-class RequestCounter:
-    """Counts the DynamoDB API requests a client actually sends (botocore event hook)."""
-
-    def __init__(self, client: DynamoDBClient) -> None:
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("before-send.dynamodb", self._count)
-
-    def _count(self, **kwargs: Any) -> None:
-        operation = kwargs["request"].headers.get("X-Amz-Target", b"")
-        name = operation.decode() if isinstance(operation, bytes) else str(operation)
-        self.calls[name.rsplit(".", 1)[-1]] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    def reset(self) -> None:
-        self.calls.clear()
 
 
 @pytest.fixture
@@ -76,8 +55,3 @@ def service(store: DynamoJobStore, clock: ManualClock) -> JobService:
     return JobService(
         store, clock=clock, ids=SequentialIds(), progress_min_interval=timedelta(milliseconds=250)
     )
-
-
-@pytest.fixture
-def requests(dynamodb: DynamoDBClient) -> RequestCounter:
-    return RequestCounter(dynamodb)
