@@ -39,7 +39,19 @@ def _run(service: JobService, clock: ManualClock | None) -> tuple[JobRef, int]:
     return ref, done.seq
 
 
+def _all_seqs(service: JobService, ref: JobRef) -> list[int]:
+    seqs: list[int] = []
+    after = 0
+    while True:
+        page = service.messages_after(ref, after, limit=100)
+        seqs.extend(m.seq or 0 for m in page.messages)
+        if not page.has_more or page.last_seq is None:
+            return seqs
+        after = page.last_seq
+
+
 def _assert_exact(service: JobService, ref: JobRef, head: int) -> list[int]:
+    """Counters are exact, the log is 1..head, and its last progress has the final counters."""
     job = service.get(ref)
     n = THREADS * UPDATES_PER_THREAD
     failed = sum(1 for w in range(THREADS) for i in range(UPDATES_PER_THREAD) if (w + i) % 10 == 0)
@@ -48,17 +60,10 @@ def _assert_exact(service: JobService, ref: JobRef, head: int) -> list[int]:
     assert job.counters.skipped == n
     assert job.counters.failed == failed
     assert job.counters.succeeded == n - failed
-    seqs: list[int] = []
-    after = 0
-    while True:
-        page = service.messages_after(ref, after, limit=100)
-        seqs.extend(m.seq or 0 for m in page.messages)
-        if not page.has_more or page.last_seq is None:
-            break
-        after = page.last_seq
+    seqs = _all_seqs(service, ref)
     assert seqs == list(range(1, head + 1))  # gap-free, ordered, no duplicate
     last = service.messages_after(ref, head - 2).messages
-    assert last[0].type is MessageType.PROGRESS  # the last counters, flushed before the end
+    assert last[0].type is MessageType.PROGRESS
     assert last[0].data["processed"] == 2 * n
     return seqs
 
@@ -71,24 +76,8 @@ def test_every_update_announced_under_contention(store: DynamoJobStore, clock: M
     ref, head = _run(service, clock=None)
 
     # Then counters are exact and the log is 1..N: queued, running, 1600 progress, completed
-    seqs = _assert_exact_all_announced(service, ref, head)
+    seqs = _assert_exact(service, ref, head)
     assert len(seqs) == 2 + THREADS * UPDATES_PER_THREAD + 1
-
-
-def _assert_exact_all_announced(service: JobService, ref: JobRef, head: int) -> list[int]:
-    job = service.get(ref)
-    n = THREADS * UPDATES_PER_THREAD
-    assert job.counters.processed == 2 * n
-    seqs: list[int] = []
-    after = 0
-    while True:
-        page = service.messages_after(ref, after, limit=100)
-        seqs.extend(m.seq or 0 for m in page.messages)
-        if not page.has_more or page.last_seq is None:
-            break
-        after = page.last_seq
-    assert seqs == list(range(1, head + 1))
-    return seqs
 
 
 def test_coalesced_updates_under_contention_never_drop_the_last_counters(
