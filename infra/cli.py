@@ -19,6 +19,7 @@ from shared import constants as c
 from shared.domain.models import JobRequest, ProgressDelta
 from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
+from shared.tables import TABLES
 from shared.wiring import job_service
 
 DEFAULT_PORT = 4566
@@ -26,17 +27,10 @@ TABLE_PREFIX = "tether"
 
 
 def _settings(endpoint: str, tables: dict[str, str]) -> TetherSettings:
-    return TetherSettings.model_validate(
-        {
-            c.ENV_JOBS_TABLE: tables["jobs"],
-            c.ENV_MESSAGES_TABLE: tables["messages"],
-            c.ENV_CONNECTIONS_TABLE: tables["connections"],
-            c.ENV_DEVICES_TABLE: tables["devices"],
-            c.ENV_IDEMPOTENCY_TABLE: tables["idempotency"],
-            c.ENV_CURSOR_SECRET: secrets.token_urlsafe(32),
-            c.ENV_AWS_ENDPOINT_URL: endpoint,
-        }
-    )
+    environment = {spec.env_var: tables[spec.key] for spec in TABLES}
+    environment[c.ENV_CURSOR_SECRET] = secrets.token_urlsafe(32)
+    environment[c.ENV_AWS_ENDPOINT_URL] = endpoint
+    return TetherSettings.model_validate(environment)
 
 
 def _demo(settings: TetherSettings) -> None:

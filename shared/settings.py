@@ -22,9 +22,17 @@ class TetherSettings(BaseSettings):
     connections_table: str = Field(default="", alias=c.ENV_CONNECTIONS_TABLE)
     devices_table: str = Field(default="", alias=c.ENV_DEVICES_TABLE)
     idempotency_table: str = Field(default="", alias=c.ENV_IDEMPOTENCY_TABLE)
+    limits_table: str = Field(default="", alias=c.ENV_LIMITS_TABLE)
     cursor_secret: SecretStr = Field(alias=c.ENV_CURSOR_SECRET, min_length=16)
     progress_min_interval_ms: int = Field(
         default=c.DEFAULT_PROGRESS_MIN_INTERVAL_MS, ge=0, alias=c.ENV_PROGRESS_MIN_INTERVAL_MS
+    )
+    max_body_bytes: int = Field(default=c.DEFAULT_MAX_BODY_BYTES, ge=1, alias=c.ENV_MAX_BODY_BYTES)
+    write_rate_per_minute: int = Field(
+        default=c.DEFAULT_WRITE_RATE_PER_MINUTE, ge=1, alias=c.ENV_WRITE_RATE_PER_MINUTE
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=c.DEFAULT_IDEMPOTENCY_TTL_SECONDS, ge=60, alias=c.ENV_IDEMPOTENCY_TTL_SECONDS
     )
     aws_endpoint_url: str | None = Field(default=None, alias=c.ENV_AWS_ENDPOINT_URL)
 

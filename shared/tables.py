@@ -19,11 +19,15 @@ Item shapes (keys only; the adapters own the rest):
   `expiresAt` (TTL) past API Gateway's 2 h connection limit.
 * devices: `ownerKey` = "{tenant}#{ownerId}" / `deviceId`: push endpoints of one user.
 * idempotency: Powertools' idempotency persistence layer (its default `id` / `expiration`).
+* limits: fixed-window request counters, `bucket` = "{tenant}#{action}#{window start}", with
+  `expiresAt` (TTL) shortly after the window ends.
 """
 
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
+
+from shared import constants
 
 
 class AttributeType(StrEnum):
@@ -55,6 +59,7 @@ class TableSpec:
     """What a table is, independent of where it is created."""
 
     key: str  # logical name: CDK construct id and local table-name suffix
+    env_var: str  # the environment variable through which handlers find the table's name
     partition_key: KeyAttribute
     sort_key: KeyAttribute | None = None
     ttl_attribute: str | None = None
@@ -80,6 +85,7 @@ class TableSpec:
 
 JOBS: Final = TableSpec(
     key="jobs",
+    env_var=constants.ENV_JOBS_TABLE,
     partition_key=KeyAttribute("tenantId"),
     sort_key=KeyAttribute("jobId"),
     ttl_attribute="expiresAt",
@@ -92,6 +98,7 @@ JOBS: Final = TableSpec(
 
 MESSAGES: Final = TableSpec(
     key="messages",
+    env_var=constants.ENV_MESSAGES_TABLE,
     partition_key=KeyAttribute("jobKey"),
     sort_key=KeyAttribute("seq", AttributeType.NUMBER),
     ttl_attribute="expiresAt",
@@ -100,6 +107,7 @@ MESSAGES: Final = TableSpec(
 
 CONNECTIONS: Final = TableSpec(
     key="connections",
+    env_var=constants.ENV_CONNECTIONS_TABLE,
     partition_key=KeyAttribute("pk"),
     sort_key=KeyAttribute("sk"),
     ttl_attribute="expiresAt",
@@ -108,14 +116,23 @@ CONNECTIONS: Final = TableSpec(
 
 DEVICES: Final = TableSpec(
     key="devices",
+    env_var=constants.ENV_DEVICES_TABLE,
     partition_key=KeyAttribute("ownerKey"),
     sort_key=KeyAttribute("deviceId"),
 )
 
 IDEMPOTENCY: Final = TableSpec(
     key="idempotency",
+    env_var=constants.ENV_IDEMPOTENCY_TABLE,
     partition_key=KeyAttribute("id"),
     ttl_attribute="expiration",
 )
 
-TABLES: Final = (JOBS, MESSAGES, CONNECTIONS, DEVICES, IDEMPOTENCY)
+LIMITS: Final = TableSpec(
+    key="limits",
+    env_var=constants.ENV_LIMITS_TABLE,
+    partition_key=KeyAttribute("bucket"),
+    ttl_attribute="expiresAt",
+)
+
+TABLES: Final = (JOBS, MESSAGES, CONNECTIONS, DEVICES, IDEMPOTENCY, LIMITS)

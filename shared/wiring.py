@@ -5,14 +5,21 @@ Handlers call these factories at cold start; tests call them with moto's endpoin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
+from shared.adapters.dynamo_limits import DynamoRateLimiter
+from shared.adapters.idempotency import IdempotentCreate
+from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
+from shared.domain.models import JobRequest
+from shared.services.api import JobsApi
+from shared.services.auth import Authenticator
 from shared.services.jobs import JobService
 from shared.settings import TetherSettings
 
@@ -48,3 +55,46 @@ def job_service(
         ids=ids or RandomIds(),
         progress_min_interval=settings.progress_min_interval,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HttpApiContext:
+    """What the HTTP handler needs, built once per cold start."""
+
+    settings: TetherSettings
+    authenticator: Authenticator
+    api: JobsApi
+
+
+def http_api_context(
+    settings: TetherSettings,
+    auth: AuthSettings,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+) -> HttpApiContext:
+    clock = clock or SystemClock()
+    client = client or dynamodb_client(settings)
+    jobs = job_service(settings, client=client, clock=clock, ids=ids)
+    authenticator = authenticator_from(auth, clock)
+
+    def create(tenant: str, owner: str, body: dict[str, Any]) -> dict[str, Any]:
+        job = jobs.create_job(JobRequest.model_validate(body), tenant_id=tenant, owner_id=owner)
+        return job.state().model_dump(mode="json")
+
+    api = JobsApi(
+        jobs=jobs,
+        resume_tokens=authenticator.resume_tokens,
+        limiter=DynamoRateLimiter(
+            client, settings.limits_table, limit=settings.write_rate_per_minute
+        ),
+        clock=clock,
+        idempotent=IdempotentCreate(
+            create,
+            client=client,
+            table=settings.idempotency_table,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+        ),
+    )
+    return HttpApiContext(settings=settings, authenticator=authenticator, api=api)

@@ -2,8 +2,8 @@
 
 Keys, indexes, TTL and streams come from the specs alone (the local stack builds its moto tables
 from the same specs); this module adds only what exists in the cloud: billing, recovery,
-encryption, removal. It also owns the one mapping from a table to the environment variable
-(`shared.constants`) through which handlers find it.
+encryption, removal. Each spec also names the environment variable through which handlers
+find the table (`TableSpec.env_var`), so `function_environment()` cannot miss a table.
 """
 
 from collections.abc import Mapping
@@ -14,36 +14,13 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from shared.constants import (
-    ENV_CONNECTIONS_TABLE,
-    ENV_DEVICES_TABLE,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_JOBS_TABLE,
-    ENV_MESSAGES_TABLE,
-)
 from shared.tables import (
-    CONNECTIONS,
-    DEVICES,
-    IDEMPOTENCY,
-    JOBS,
-    MESSAGES,
     TABLES,
     AttributeType,
     KeyAttribute,
     StreamView,
     TableSpec,
 )
-
-TABLE_ENV_KEYS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        JOBS.key: ENV_JOBS_TABLE,
-        MESSAGES.key: ENV_MESSAGES_TABLE,
-        CONNECTIONS.key: ENV_CONNECTIONS_TABLE,
-        DEVICES.key: ENV_DEVICES_TABLE,
-        IDEMPOTENCY.key: ENV_IDEMPOTENCY_TABLE,
-    }
-)
-"""Spec key → environment variable holding that table's name."""
 
 _ATTRIBUTE_TYPES: Final[Mapping[AttributeType, dynamodb.AttributeType]] = MappingProxyType(
     {
@@ -78,7 +55,6 @@ class Storage(Construct):
         deletion_protection: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        _check_env_keys_cover(TABLES)
         self._tables: dict[str, dynamodb.Table] = {
             spec.key: _build_table(
                 self,
@@ -99,19 +75,7 @@ class Storage(Construct):
 
         A fresh dict each call, so a caller may add its own variables to it.
         """
-        return {TABLE_ENV_KEYS[key]: table.table_name for key, table in self._tables.items()}
-
-
-def _check_env_keys_cover(specs: tuple[TableSpec, ...]) -> None:
-    # A table added to TABLES without an environment variable would deploy but be unreachable
-    # from the handlers; fail the synth instead.
-    spec_keys = {spec.key for spec in specs}
-    if spec_keys != set(TABLE_ENV_KEYS):
-        raise ValueError(
-            "TABLE_ENV_KEYS and shared.tables.TABLES disagree: "
-            f"tables without a variable {sorted(spec_keys - set(TABLE_ENV_KEYS))}, "
-            f"variables without a table {sorted(set(TABLE_ENV_KEYS) - spec_keys)}"
-        )
+        return {spec.env_var: self._tables[spec.key].table_name for spec in TABLES}
 
 
 def _build_table(

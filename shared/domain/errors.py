@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from shared.domain.models import JobRecord, JobStatus
@@ -47,13 +47,20 @@ class MessagesExpired(TetherError):
     code = "messages_expired"
     title = "Messages expired"
 
-    def __init__(self, job_id: str, after: int, oldest_available: int | None) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        after: int,
+        oldest_available: int | None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(
             f"job {job_id}: messages after seq {after} are no longer in the log; resync state"
         )
         self.job_id = job_id
         self.after = after
         self.oldest_available = oldest_available
+        self.snapshot = snapshot  # the job's state, so the caller can resync without a new read
 
 
 class InvalidCursor(TetherError):
@@ -92,3 +99,68 @@ class TooMuchContention(TetherError):
     def __init__(self, job_id: str, attempts: int) -> None:
         super().__init__(f"job {job_id}: gave up after {attempts} conflicting writes")
         self.job_id = job_id
+
+
+class Unauthenticated(TetherError):
+    """401: no usable credentials. The reason never quotes the token, only what was wrong."""
+
+    code = "unauthenticated"
+    title = "Unauthenticated"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Forbidden(TetherError):
+    """403: a valid principal without the scope the action needs."""
+
+    code = "forbidden"
+    title = "Forbidden"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"the token lacks the {scope} scope")
+        self.scope = scope
+
+
+class AuthUnavailable(TetherError):
+    """503: the issuer's key set could not be fetched; the caller's token may well be fine."""
+
+    code = "auth_unavailable"
+    title = "Authentication unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the token issuer's signing keys are unreachable; retry later")
+
+
+class RateLimited(TetherError):
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"too many writes for this tenant; retry in {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class PayloadTooLarge(TetherError):
+    code = "payload_too_large"
+    title = "Payload too large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the request body is {size} bytes; the limit is {limit}")
+
+
+class IdempotencyKeyReused(TetherError):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used with a different request body")
+
+
+class RequestInProgress(TetherError):
+    code = "request_in_progress"
+    title = "Request in progress"
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still being processed; retry")

@@ -157,8 +157,8 @@ class JobRequest(TetherModel):
         return self
 
 
-class JobRecord(TetherModel):
-    """The full state of one job: what the store keeps and what state sync returns."""
+class JobState(TetherModel):
+    """The state of one job as clients see it: what state sync (GET /jobs/{id}) returns."""
 
     job_id: Identifier
     tenant_id: Identifier
@@ -182,14 +182,24 @@ class JobRecord(TetherModel):
     updated_at: AwareDatetime
     finished_at: AwareDatetime | None = None
     execution_arn: str | None = None
-    # Bookkeeping of the store: optimistic-lock version and progress coalescing state.
-    version: int = Field(default=1, ge=0)
-    last_progress_at: AwareDatetime | None = None
-    progress_pending: bool = False
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+
+class JobRecord(JobState):
+    """A job as the store keeps it: its state plus the store's own bookkeeping."""
+
+    # Optimistic-lock version and progress coalescing state: never shown to clients.
+    version: int = Field(default=1, ge=0)
+    last_progress_at: AwareDatetime | None = None
+    progress_pending: bool = False
+
+    def state(self) -> JobState:
+        return JobState.model_validate(
+            {name: getattr(self, name) for name in JobState.model_fields}
+        )
 
     def expires_at(self, retention_seconds: int) -> int | None:
         """Epoch seconds at which a terminal job may be purged; None while it lives."""

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from shared.domain import lifecycle
 from shared.domain.clock import Clock, IdFactory
+from shared.domain.envelope import Envelope
 from shared.domain.errors import (
     IllegalTransition,
     JobNotFound,
@@ -26,7 +27,7 @@ from shared.domain.errors import (
 )
 from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobError, JobRecord, JobRequest, ProgressDelta
-from shared.services.ports import JobFilter, JobPage, JobStore, MessagePage
+from shared.services.ports import JobFilter, JobPage, JobStore
 
 # Each conflict means another writer succeeded, so retries always make progress. A lost race
 # retries at once with the record the store handed back (the common, cheap case); a writer that
@@ -38,6 +39,20 @@ FIRST_BACKOFF_ATTEMPT: Final = 8
 CONFLICT_BACKOFF_CAP_S: Final = 0.1
 
 Mutation = Callable[[JobRecord], JobChange | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """A slice of a job's log, with the log's head and generation when it was read."""
+
+    messages: list[Envelope]
+    has_more: bool
+    seq: int
+    epoch: str
+
+    @property
+    def last_seq(self) -> int | None:
+        return self.messages[-1].seq if self.messages else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +99,14 @@ class JobService:
 
     def messages_after(
         self, ref: JobRef, after: int, *, limit: int = 100, epoch: str | None = None
-    ) -> MessagePage:
+    ) -> LogRead:
         """The log after `after`, or MessagesExpired when it can no longer fill the gap."""
         job = self.get(ref)
+        snapshot = job.state().model_dump(mode="json")
         if epoch is not None and epoch != job.epoch:
-            raise MessagesExpired(ref.job_id, after, None)
+            raise MessagesExpired(ref.job_id, after, None, snapshot)
         if after >= job.seq:
-            return MessagePage(messages=[], has_more=False)
+            return LogRead(messages=[], has_more=False, seq=job.seq, epoch=job.epoch)
         page = self._store.read_messages(
             ref.tenant_id,
             ref.job_id,
@@ -100,8 +116,8 @@ class JobService:
         )
         first = page.messages[0].seq if page.messages else None
         if first != max(after, 0) + 1:
-            raise MessagesExpired(ref.job_id, after, first)
-        return page
+            raise MessagesExpired(ref.job_id, after, first, snapshot)
+        return LogRead(messages=page.messages, has_more=page.has_more, seq=job.seq, epoch=job.epoch)
 
     # -- running (called by the JobRunner) --------------------------------------------------
 

@@ -16,12 +16,12 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 
 from infra.app import build_app
-from infra.cloud.storage import TABLE_ENV_KEYS
 from shared.constants import (
     ENV_CONNECTIONS_TABLE,
     ENV_DEVICES_TABLE,
     ENV_IDEMPOTENCY_TABLE,
     ENV_JOBS_TABLE,
+    ENV_LIMITS_TABLE,
     ENV_MESSAGES_TABLE,
 )
 from shared.tables import TABLES, KeyAttribute, TableSpec
@@ -228,10 +228,11 @@ def test_function_environment_names_every_table(dev_stack: SynthesizedStack) -> 
         ENV_CONNECTIONS_TABLE,
         ENV_DEVICES_TABLE,
         ENV_IDEMPOTENCY_TABLE,
+        ENV_LIMITS_TABLE,
     }
-    for key, variable in TABLE_ENV_KEYS.items():
-        expected = dev_stack.logical_id_of(storage.tables[key].table_name)
-        assert dev_stack.logical_id_of(environment[variable]) == expected
+    for spec in TABLES:
+        expected = dev_stack.logical_id_of(storage.tables[spec.key].table_name)
+        assert dev_stack.logical_id_of(environment[spec.env_var]) == expected
     assert dev_stack.logical_id_of(environment[ENV_MESSAGES_TABLE]) != dev_stack.logical_id_of(
         environment[ENV_JOBS_TABLE]
     )

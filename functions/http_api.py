@@ -1,0 +1,228 @@
+"""HTTP API Lambda (API Gateway HTTP API, payload v2): the REST routes of DESIGN §5.
+
+Thin: Powertools wires logging, tracing and metrics and validates every input against the
+route's types; `shared.services.api.JobsApi` does the work; errors become problem+json in one
+handler. The OpenAPI document is generated from these same functions (`GET /openapi.json`).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for
+from shared.api.schemas import JobCreated, JobList, MessageList
+from shared.auth_settings import AuthSettings
+from shared.constants import SERVICE_NAME
+from shared.domain.auth import Principal
+from shared.domain.errors import MessagesExpired, PayloadTooLarge, RateLimited, TetherError
+from shared.domain.models import JobRequest, JobState, JobStatus
+from shared.services.auth import bearer_token
+from shared.settings import TetherSettings
+from shared.wiring import HttpApiContext, http_api_context
+
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace="Tether", service=SERVICE_NAME)
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/docs", title="Tether", version="2", openapi_version="3.1.0")
+
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@|-]{1,128}$")]
+
+
+@functools.cache
+def context() -> HttpApiContext:
+    """Built at the first request of a cold start, from the environment (settings models)."""
+    return http_api_context(TetherSettings(), AuthSettings())
+
+
+def principal() -> Principal:
+    """The verified caller; 401 before any route runs when the token is missing or bad."""
+    token = bearer_token(app.current_event.headers.get("authorization"))
+    return context().authenticator.authenticate(token)
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+@app.post(
+    "/jobs",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Create a job",
+    responses={
+        202: {
+            "description": "The job, queued or scheduled, and its resume token",
+            "content": {"application/json": {"model": JobCreated}},
+        }
+    },
+)
+def create_job(
+    caller: Caller,
+    request: Annotated[JobRequest, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(max_length=128, description="retry-safe creation")
+    ] = None,
+) -> Response[Any]:
+    created = context().api.create(caller, request, idempotency_key)
+    metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type="application/json",
+        body=created.model_dump(mode="json"),
+        headers={"Location": f"/jobs/{created.job.job_id}"},
+    )
+
+
+@app.get("/jobs", summary="List the tenant's jobs")
+def list_jobs(
+    caller: Caller,
+    status: Annotated[JobStatus | None, Query()] = None,
+    type: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> JobList:
+    return context().api.list(caller, status=status, job_type=type, limit=limit, cursor=cursor)
+
+
+@app.get("/jobs/<job_id>", summary="State sync: the job's full state, seq and epoch")
+def get_job(caller: Caller, job_id: JobId) -> JobState:
+    return context().api.get(caller, job_id)
+
+
+@app.get("/jobs/<job_id>/messages", summary="The job's log after a seq (410 when expired)")
+def job_messages(
+    caller: Caller,
+    job_id: JobId,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    epoch: Annotated[str | None, Query(max_length=32)] = None,
+) -> MessageList:
+    return context().api.messages(caller, job_id, after=after, limit=limit, epoch=epoch)
+
+
+@app.post("/jobs/<job_id>/cancel", summary="Cancel (idempotent)")
+def cancel_job(caller: Caller, job_id: JobId) -> JobState:
+    return context().api.control(caller, job_id, "cancel")
+
+
+@app.post("/jobs/<job_id>/pause", summary="Pause (idempotent)")
+def pause_job(caller: Caller, job_id: JobId) -> JobState:
+    return context().api.control(caller, job_id, "pause")
+
+
+@app.post("/jobs/<job_id>/resume", summary="Resume (idempotent)")
+def resume_job(caller: Caller, job_id: JobId) -> JobState:
+    return context().api.control(caller, job_id, "resume")
+
+
+@app.delete("/jobs/<job_id>", status_code=HTTPStatus.NO_CONTENT, summary="Delete a finished job")
+def delete_job(caller: Caller, job_id: JobId) -> Response[None]:
+    context().api.delete(caller, job_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(title="Tether", version="2", openapi_version="3.1.0"),
+    )
+
+
+# -- errors: one mapping to problem+json ------------------------------------------------------
+
+
+def _problem_response(body: Problem, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=body.status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        body=json.dumps(body.body()),  # Powertools serialises only application/json itself
+        headers=headers,
+    )
+
+
+@app.exception_handler(TetherError)  # type: ignore[untyped-decorator]
+def tether_error(error: TetherError) -> Response[Any]:
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, MessagesExpired) and error.snapshot is not None:
+        extra["job"] = error.snapshot
+    body = problem_for(error, **extra)
+    if body.status == HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = 'Bearer realm="tether"'
+    logger.info("request refused", extra={"code": error.code, "status": body.status})
+    return _problem_response(body, headers)
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def invalid_request(error: RequestValidationError) -> Response[Any]:
+    fields = [
+        {"loc": list(e["loc"]), "type": e["type"], "message": e.get("msg", "")}
+        for e in error.errors()
+    ]
+    body = problem(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        "the request does not match the API; see `errors` for each offending field",
+        title="Invalid request",
+        errors=fields,
+    )
+    return _problem_response(body)
+
+
+@app.not_found
+def route_not_found(_: Exception) -> Response[Any]:
+    return _problem_response(
+        problem(HTTPStatus.NOT_FOUND, "route_not_found", "no such route", title="Not found")
+    )
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def unexpected(_: Exception) -> Response[Any]:
+    logger.exception("unhandled error")
+    return _problem_response(
+        problem(HTTPStatus.INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    too_large = _body_too_large(event)
+    if too_large is not None:
+        return too_large
+    return app.resolve(event, lambda_context)
+
+
+def _body_too_large(event: dict[str, Any]) -> dict[str, Any] | None:
+    """413 before anything parses the body (request validation would run first otherwise)."""
+    body = event.get("body") or ""
+    size = len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
+    limit = context().settings.max_body_bytes
+    if size <= limit:
+        return None
+    refusal = problem_for(PayloadTooLarge(size, limit))
+    return {
+        "statusCode": refusal.status,
+        "headers": {"Content-Type": PROBLEM_CONTENT_TYPE},
+        "body": json.dumps(refusal.body()),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,74 @@
+"""Errors as RFC 9457 problem details: the one place a domain error gets an HTTP status.
+
+The HTTP API answers every error as `application/problem+json` built here; the WebSocket
+routes send the same `code` and `message` in an `error` frame.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.domain import errors
+
+PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
+PROBLEM_TYPE_BASE: Final = "https://tether.dev/problems/"
+
+# One table: domain error → HTTP status. Anything not listed is a 500 and says nothing inside.
+STATUS_OF: Final[dict[type[errors.TetherError], HTTPStatus]] = {
+    errors.JobNotFound: HTTPStatus.NOT_FOUND,
+    errors.IllegalTransition: HTTPStatus.CONFLICT,
+    errors.MessagesExpired: HTTPStatus.GONE,
+    errors.InvalidCursor: HTTPStatus.BAD_REQUEST,
+    errors.JobAlreadyExists: HTTPStatus.CONFLICT,
+    errors.StaleJob: HTTPStatus.CONFLICT,
+    errors.TooMuchContention: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.Unauthenticated: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
+    errors.AuthUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
+    errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.IdempotencyKeyReused: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.RequestInProgress: HTTPStatus.CONFLICT,
+}
+
+
+class Problem(BaseModel):
+    """application/problem+json; `code` is Tether's stable machine-readable error code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def problem(
+    status: HTTPStatus, code: str, detail: str, *, title: str | None = None, **extra: Any
+) -> Problem:
+    return Problem(
+        type=f"{PROBLEM_TYPE_BASE}{code}",
+        title=title or status.phrase,
+        status=int(status),
+        detail=detail,
+        code=code,
+        **extra,
+    )
+
+
+def status_for(error: errors.TetherError) -> HTTPStatus:
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def problem_for(error: errors.TetherError, **extra: Any) -> Problem:
+    return problem(status_for(error), error.code, error.message, title=error.title, **extra)

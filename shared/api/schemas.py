@@ -1,0 +1,33 @@
+"""Response bodies of the HTTP API (DESIGN §5), one pydantic model each.
+
+They are the route functions' return types, so the OpenAPI document describes exactly what
+the API sends.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.domain.envelope import Envelope
+from shared.domain.models import JobState, TetherModel
+
+
+class JobCreated(TetherModel):
+    job: JobState
+    resume_token: str = Field(
+        description="scoped to this one job: read its state and messages, subscribe; keep it in "
+        "the keychain for reconnects"
+    )
+
+
+class JobList(TetherModel):
+    jobs: list[JobState]
+    next_cursor: str | None = Field(default=None, description="opaque; pass back as ?cursor=")
+
+
+class MessageList(TetherModel):
+    job_id: str
+    epoch: str
+    seq: int = Field(description="the head of the job's log when it was read")
+    messages: list[Envelope]
+    has_more: bool
