@@ -1,22 +1,28 @@
 """`tether`: the command line of the local stack (and, as issues land, of the client).
 
 Today it runs what exists: `tether dev` starts the local AWS (moto server mode) with Tether's
-tables, proves the job store works against it with a short demo job, and serves until Ctrl-C.
+tables, proves the job store works against it with a short demo job, prints a dev token and
+serves until Ctrl-C; `tether token` mints user tokens the local stack accepts.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from infra.local.secrets import DEFAULT_STATE_DIR, LocalSecrets, local_secrets
 from shared import constants as c
+from shared.domain.auth import Scope
+from shared.domain.clock import SystemClock
 from shared.domain.models import JobRequest, ProgressDelta
+from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
@@ -26,11 +32,28 @@ DEFAULT_PORT = 4566
 TABLE_PREFIX = "tether"
 
 
-def _settings(endpoint: str, tables: dict[str, str]) -> TetherSettings:
+def _settings(endpoint: str, tables: dict[str, str], keys: LocalSecrets) -> TetherSettings:
     environment = {spec.env_var: tables[spec.key] for spec in TABLES}
-    environment[c.ENV_CURSOR_SECRET] = secrets.token_urlsafe(32)
+    environment[c.ENV_CURSOR_SECRET] = keys.cursor_secret
     environment[c.ENV_AWS_ENDPOINT_URL] = endpoint
     return TetherSettings.model_validate(environment)
+
+
+def _dev_token(keys: LocalSecrets, tenant: str, user: str, scopes: list[str], ttl: int) -> str:
+    return mint_dev_token(
+        keys.user_token_secret,
+        tenant=tenant,
+        subject=user,
+        scopes=[Scope(scope) for scope in scopes],
+        ttl=timedelta(seconds=ttl),
+        clock=SystemClock(),
+    )
+
+
+def token(args: argparse.Namespace) -> int:
+    keys = local_secrets(Path(args.state_dir))
+    print(_dev_token(keys, args.tenant, args.user, args.scope, args.ttl))
+    return 0
 
 
 def _demo(settings: TetherSettings) -> None:
@@ -55,10 +78,13 @@ def dev(args: argparse.Namespace) -> int:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_CREDENTIALS["aws_secret_access_key"])
     aws = LocalAws(port=args.port).start()
     tables = aws.create_tables(TABLE_PREFIX)
-    settings = _settings(aws.endpoint_url, tables)
+    keys = local_secrets(Path(args.state_dir))
+    settings = _settings(aws.endpoint_url, tables, keys)
     print(f"local AWS (moto) at {aws.endpoint_url}; tables: {', '.join(sorted(tables.values()))}")
     print("Not yet running: HTTP API, WebSocket gateway, JobRunner (see README).")
     _demo(settings)
+    dev_token = _dev_token(keys, "local", "dev", [s.value for s in Scope], 12 * 3600)
+    print(f"dev token (tenant local, user dev, 12 h; `tether token` mints more):\n  {dev_token}")
     if args.once:
         aws.stop()
         return 0
@@ -80,12 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser = commands.add_parser("dev", help="run Tether locally (no AWS account, no Docker)")
     dev_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="local AWS port")
     dev_parser.add_argument("--once", action="store_true", help="self-check, then exit")
+    dev_parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="local state")
     dev_parser.set_defaults(run=dev)
+
+    token_parser = commands.add_parser(
+        "token", help="mint a user token the local stack accepts (HS256, local secret)"
+    )
+    token_parser.add_argument("--tenant", default="local", help="tenant claim")
+    token_parser.add_argument("--user", default="dev", help="subject (sub claim)")
+    token_parser.add_argument(
+        "--scope",
+        action="append",
+        choices=[s.value for s in Scope],
+        help="repeat for several (default: all)",
+    )
+    token_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token_parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="local state")
+    token_parser.set_defaults(run=token)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "scope", None) is None and args.command == "token":
+        args.scope = [s.value for s in Scope]
     result: int = args.run(args)
     return result
 

@@ -47,8 +47,11 @@ class AuthSettings(BaseSettings):
         default=c.DEFAULT_TENANT_CLAIM, alias=c.ENV_AUTH_TENANT_CLAIM, min_length=1
     )
     scope_prefix: str = Field(default="", alias=c.ENV_AUTH_SCOPE_PREFIX)
-    resume_signing_key: SecretStr = Field(
-        alias=c.ENV_RESUME_SIGNING_KEY, min_length=c.MIN_HMAC_KEY_BYTES
+    resume_signing_key: SecretStr | None = Field(
+        default=None, alias=c.ENV_RESUME_SIGNING_KEY, min_length=c.MIN_HMAC_KEY_BYTES
+    )
+    resume_signing_key_secret_arn: str | None = Field(
+        default=None, alias=c.ENV_RESUME_SIGNING_KEY_SECRET_ARN, pattern=r"^arn:"
     )
     resume_token_ttl_seconds: int = Field(
         default=c.DEFAULT_RESUME_TOKEN_TTL_SECONDS,
@@ -65,8 +68,14 @@ class AuthSettings(BaseSettings):
             )
         if not set(self.algorithms) <= JWKS_ALGORITHMS or not self.algorithms:
             raise ValueError(f"{c.ENV_AUTH_JWKS_ALGORITHMS} must name RS256 and/or ES256")
+        if (self.resume_signing_key is None) == (self.resume_signing_key_secret_arn is None):
+            raise ValueError(
+                f"set exactly one of {c.ENV_RESUME_SIGNING_KEY} or "
+                f"{c.ENV_RESUME_SIGNING_KEY_SECRET_ARN}"
+            )
         if (
             self.hs256_secret is not None
+            and self.resume_signing_key is not None
             and self.hs256_secret.get_secret_value() == self.resume_signing_key.get_secret_value()
         ):
             raise ValueError("the resume signing key must differ from the user-token secret")
@@ -106,6 +115,8 @@ def authenticator_from(
         users = TokenVerifier.with_jwks(
             client, rules=settings.rules, clock=clock, algorithms=settings.algorithms
         )
+    if settings.resume_signing_key is None:
+        raise ValueError("resolve the resume signing key first (shared.wiring.load_auth_settings)")
     resumes = ResumeTokens(
         settings.resume_signing_key.get_secret_value(),
         clock=clock,

@@ -43,6 +43,8 @@ ENV_AUTH_AUDIENCE: Final = "TETHER_AUTH_AUDIENCE"
 ENV_AUTH_TENANT_CLAIM: Final = "TETHER_AUTH_TENANT_CLAIM"
 ENV_AUTH_SCOPE_PREFIX: Final = "TETHER_AUTH_SCOPE_PREFIX"
 ENV_RESUME_SIGNING_KEY: Final = "TETHER_RESUME_SIGNING_KEY"
+# In the cloud the key lives in Secrets Manager; handlers read it once per cold start.
+ENV_RESUME_SIGNING_KEY_SECRET_ARN: Final = "TETHER_RESUME_SIGNING_KEY_SECRET_ARN"  # noqa: S105
 ENV_RESUME_TOKEN_TTL_SECONDS: Final = "TETHER_RESUME_TOKEN_TTL_SECONDS"  # noqa: S105 - a name
 
 # What `tether token` mints and the local stack accepts; the cloud sets its own issuer/audience.
@@ -51,3 +53,11 @@ DEFAULT_AUTH_AUDIENCE: Final = "tether-api"
 DEFAULT_TENANT_CLAIM: Final = "tenant"
 DEFAULT_RESUME_TOKEN_TTL_SECONDS: Final = 24 * 3600
 MIN_HMAC_KEY_BYTES: Final = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
+
+# Appended for the CDK HTTP API (infra/cloud/http_api.py). In the cloud the cursor-signing
+# secret lives in Secrets Manager like the resume key; handlers resolve it at cold start.
+ENV_CURSOR_SECRET_ARN: Final = "TETHER_CURSOR_SECRET_ARN"  # noqa: S105 - a variable's name
+# Powertools reads these two itself; the values are Tether's service name and metrics namespace.
+ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+METRICS_NAMESPACE: Final = "Tether"

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from pydantic import SecretStr
 
 from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
 from shared.adapters.dynamo_limits import DynamoRateLimiter
 from shared.adapters.idempotency import IdempotentCreate
+from shared.adapters.secrets import read_secret
 from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
 from shared.domain.models import JobRequest
@@ -55,6 +57,15 @@ def job_service(
         ids=ids or RandomIds(),
         progress_min_interval=settings.progress_min_interval,
     )
+
+
+def load_auth_settings(auth: AuthSettings | None = None) -> AuthSettings:
+    """Auth settings from the environment, with the resume key fetched if only its ARN is set."""
+    auth = auth or AuthSettings()
+    if auth.resume_signing_key is None and auth.resume_signing_key_secret_arn is not None:
+        key = read_secret(auth.resume_signing_key_secret_arn)
+        auth = auth.model_copy(update={"resume_signing_key": SecretStr(key)})
+    return auth
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ check `require_access` before `require` (see `authorize`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -70,3 +71,22 @@ class Principal(BaseModel):
         """Reach first, then scope: a job the caller cannot see must not leak a 403."""
         self.require_access(job_id)
         self.require(scope)
+
+    def to_context(self) -> dict[str, str]:
+        """Flat strings, as an API Gateway authorizer may hand them on to the routes."""
+        return {
+            "tenantId": self.tenant_id,
+            "subject": self.subject,
+            "scopes": " ".join(sorted(scope.value for scope in self.scopes)),
+            "jobId": self.job_id or "",
+        }
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> Principal:
+        """The principal an authorizer verified, read back from `requestContext.authorizer`."""
+        return cls(
+            tenant_id=str(context["tenantId"]),
+            subject=str(context["subject"]),
+            scopes=frozenset(Scope(name) for name in str(context.get("scopes", "")).split()),
+            job_id=str(context.get("jobId") or "") or None,
+        )

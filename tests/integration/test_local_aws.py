@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -9,15 +10,21 @@ from botocore.exceptions import ClientError
 
 from infra.cli import main
 from infra.local.aws import LocalAws
+from infra.local.secrets import local_secrets
+from shared.auth_settings import authenticator_from
+from shared.domain.auth import Principal, Scope
+from shared.domain.clock import SystemClock
 from shared.tables import TABLES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-def test_tether_dev_once_runs_the_self_check(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tether_dev_once_runs_the_self_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     # When a newcomer's `tether dev` starts (here on a free port, exiting after the check)
-    assert main(["dev", "--port", "0", "--once"]) == 0
+    assert main(["dev", "--port", "0", "--once", "--state-dir", str(tmp_path)]) == 0
 
     # Then the tables exist and a demo job's whole log was printed, in order
     out = capsys.readouterr().out
@@ -25,6 +32,27 @@ def test_tether_dev_once_runs_the_self_check(capsys: pytest.CaptureFixture[str])
         assert f"tether-{spec.key}" in out
     assert '"seq":1' in out
     assert '"status":"completed"' in out
+    # and it printed a token the local stack's verifier accepts
+    token = out.split("dev token", 1)[1].split()[-1]
+    principal = _authenticate(tmp_path, token)
+    assert (principal.tenant_id, principal.subject) == ("local", "dev")
+
+
+def test_tether_token_mints_for_the_same_local_secret(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = ["token", "--tenant", "acme", "--user", "bob", "--scope", "jobs:read"]
+    assert main([*args, "--state-dir", str(tmp_path)]) == 0
+    token = capsys.readouterr().out.strip()
+    principal = _authenticate(tmp_path, token)
+    assert (principal.tenant_id, principal.subject) == ("acme", "bob")
+    assert principal.scopes == {Scope.JOBS_READ}
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+
+
+def _authenticate(state_dir: Path, token: str) -> Principal:
+    settings = local_secrets(state_dir).auth_settings()
+    return authenticator_from(settings, SystemClock()).authenticate(token)
 
 
 def test_a_failed_transaction_rolls_back_items_and_stream_records() -> None:
