@@ -23,17 +23,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for
 from shared.api.schemas import JobCreated, JobList, MessageList
-from shared.constants import SERVICE_NAME
+from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
 from shared.domain.auth import Principal
 from shared.domain.errors import MessagesExpired, PayloadTooLarge, RateLimited, TetherError
 from shared.domain.models import JobRequest, JobState, JobStatus
 from shared.services.auth import bearer_token
-from shared.settings import TetherSettings
-from shared.wiring import HttpApiContext, http_api_context, load_auth_settings
+from shared.wiring import HttpApiContext, http_api_context, load_auth_settings, load_settings
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
-metrics = Metrics(namespace="Tether", service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="Tether", version="2", openapi_version="3.1.0")
 
@@ -43,7 +42,7 @@ JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@|-]{1,128}$")]
 @functools.cache
 def context() -> HttpApiContext:
     """Built at the first request of a cold start, from the environment (settings models)."""
-    return http_api_context(TetherSettings(), load_auth_settings())
+    return http_api_context(load_settings(), load_auth_settings())
 
 
 def principal() -> Principal:

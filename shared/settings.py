@@ -7,8 +7,9 @@ reads `os.environ`; it receives a `TetherSettings`.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import constants as c
@@ -23,7 +24,10 @@ class TetherSettings(BaseSettings):
     devices_table: str = Field(default="", alias=c.ENV_DEVICES_TABLE)
     idempotency_table: str = Field(default="", alias=c.ENV_IDEMPOTENCY_TABLE)
     limits_table: str = Field(default="", alias=c.ENV_LIMITS_TABLE)
-    cursor_secret: SecretStr = Field(alias=c.ENV_CURSOR_SECRET, min_length=16)
+    cursor_secret: SecretStr | None = Field(default=None, alias=c.ENV_CURSOR_SECRET, min_length=16)
+    cursor_secret_arn: str | None = Field(
+        default=None, alias=c.ENV_CURSOR_SECRET_ARN, pattern=r"^arn:"
+    )
     progress_min_interval_ms: int = Field(
         default=c.DEFAULT_PROGRESS_MIN_INTERVAL_MS, ge=0, alias=c.ENV_PROGRESS_MIN_INTERVAL_MS
     )
@@ -35,6 +39,14 @@ class TetherSettings(BaseSettings):
         default=c.DEFAULT_IDEMPOTENCY_TTL_SECONDS, ge=60, alias=c.ENV_IDEMPOTENCY_TTL_SECONDS
     )
     aws_endpoint_url: str | None = Field(default=None, alias=c.ENV_AWS_ENDPOINT_URL)
+
+    @model_validator(mode="after")
+    def _one_cursor_secret(self) -> Self:
+        if (self.cursor_secret is None) == (self.cursor_secret_arn is None):
+            raise ValueError(
+                f"set exactly one of {c.ENV_CURSOR_SECRET} or {c.ENV_CURSOR_SECRET_ARN}"
+            )
+        return self
 
     @property
     def progress_min_interval(self) -> timedelta:

@@ -36,7 +36,18 @@ def dynamodb_client(settings: TetherSettings) -> DynamoDBClient:
     return boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, config=AWS_CONFIG)
 
 
+def load_settings(settings: TetherSettings | None = None) -> TetherSettings:
+    """Settings from the environment, with the cursor secret fetched if only its ARN is set."""
+    settings = settings or TetherSettings()
+    if settings.cursor_secret is None and settings.cursor_secret_arn is not None:
+        secret = SecretStr(read_secret(settings.cursor_secret_arn))
+        settings = settings.model_copy(update={"cursor_secret": secret})
+    return settings
+
+
 def job_store(settings: TetherSettings, client: DynamoDBClient | None = None) -> DynamoJobStore:
+    if settings.cursor_secret is None:
+        raise ValueError("resolve the cursor secret first (load_settings)")
     return DynamoJobStore(
         client or dynamodb_client(settings),
         TableNames(jobs=settings.jobs_table, messages=settings.messages_table),
