@@ -76,7 +76,12 @@ def _cdk_json_context() -> dict[str, Any]:
 
 
 def main() -> None:
-    build_app().app.synth()
+    built = build_app()
+    assembly = built.app.synth()
+    if built.stack.packaging.bundled:
+        # What `make synth` shows: the sizes Lambda's 250 MB unzipped limit applies to.
+        for name, size in built.stack.packaging.asset_sizes(assembly.directory).items():
+            print(f"{name}: {size / 1_000_000:.1f} MB")
 
 
 if __name__ == "__main__":

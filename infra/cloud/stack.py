@@ -1,13 +1,16 @@
 """`TetherStack`: the one CloudFormation stack of a Tether deployment.
 
-Thin on purpose: it composes one construct per capability (storage now; WebSocket and HTTP
-APIs, the job runner, push, schedules and observability as they land) and publishes what an
-operator needs after a deploy as outputs. Capability logic lives in the constructs.
+Thin on purpose: it composes one construct per capability (storage, Lambda packaging and the
+HTTP API now; the WebSocket API, the job runner, push, schedules and observability as they
+land) and publishes what an operator needs after a deploy as outputs. Capability logic lives
+in the constructs.
 """
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra.cloud.http_api import AuthConfig, HttpApi
+from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.stage import DeploymentStage
 from infra.cloud.storage import Storage
 
@@ -42,3 +45,14 @@ class TetherStack(Stack):
                 value=table.table_name,
                 description=f"Name of the {key} DynamoDB table",
             )
+        # One code asset and one dependencies layer, shared by every function of the stack.
+        self.packaging = LambdaPackaging(self, "Packaging")
+        self.http_api = HttpApi(
+            self,
+            "HttpApi",
+            storage=self.storage,
+            packaging=self.packaging,
+            auth=AuthConfig.from_context(self),
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )

@@ -7,6 +7,7 @@ once, so constructs take plain settings (a removal policy, a flag) and never bra
 from enum import StrEnum
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
 
 
 class DeploymentStage(StrEnum):
@@ -35,3 +36,13 @@ class DeploymentStage(StrEnum):
         # RETAIN covers CloudFormation; deletion protection also stops a console or CLI
         # delete-table in prod. Dev keeps it off so teardown needs no manual step.
         return self is DeploymentStage.PROD
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        # Dev logs serve the debugging session of the day; prod keeps three months for incident
+        # reviews and for questions like "what happened to my job last month" (jobs live 30 days).
+        return (
+            logs.RetentionDays.THREE_MONTHS
+            if self is DeploymentStage.PROD
+            else logs.RetentionDays.ONE_WEEK
+        )

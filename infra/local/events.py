@@ -77,3 +77,52 @@ def http_api_event(
         "body": body,
         "isBase64Encoded": False,
     }
+
+
+def websocket_event(
+    event_type: str,
+    connection_id: str,
+    *,
+    route_key: str | None = None,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    authorizer: dict[str, str] | None = None,
+    stage: str = "local",
+    domain_name: str = "localhost",
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway WebSocket event: CONNECT, MESSAGE or DISCONNECT."""
+    now = time.time()
+    keys = {"CONNECT": "$connect", "DISCONNECT": "$disconnect"}
+    context: dict[str, Any] = {
+        "routeKey": route_key or keys.get(event_type, "$default"),
+        "eventType": event_type,
+        "extendedRequestId": str(uuid.uuid4()),
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "messageDirection": "IN",
+        "stage": stage,
+        "connectedAt": int(now * 1000),
+        "requestTimeEpoch": int(now * 1000),
+        "identity": {"sourceIp": source_ip, "userAgent": "tether-local"},
+        "requestId": str(uuid.uuid4()),
+        "domainName": domain_name,
+        "connectionId": connection_id,
+        "apiId": "local",
+    }
+    if event_type == "MESSAGE":
+        context["messageId"] = str(uuid.uuid4())
+    if event_type == "DISCONNECT":
+        context["disconnectStatusCode"] = 1000
+        context["disconnectReason"] = "Client-side close frame status code"
+    if authorizer is not None:
+        context["authorizer"] = {**authorizer, "principalId": authorizer.get("subject", "")}
+    event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
+    if event_type in {"CONNECT", "DISCONNECT"}:
+        event["headers"] = dict(headers or {})
+        event["multiValueHeaders"] = {name: [value] for name, value in (headers or {}).items()}
+    if event_type == "CONNECT" and query:
+        event["queryStringParameters"] = dict(query)
+    if body is not None:
+        event["body"] = body
+    return event

@@ -34,6 +34,7 @@ from shared.services.ports import JobFilter, JobPage, JobStore
 # keeps losing backs off with jitter and reads again; the bound stops a pathological hot spot.
 MAX_COMMIT_ATTEMPTS: Final = 100
 MAX_PAGE_SIZE: Final = 100
+MAX_REPLAY_MESSAGES: Final = 5000
 CONFLICT_BACKOFF_BASE_S: Final = 0.002
 FIRST_BACKOFF_ATTEMPT: Final = 8
 CONFLICT_BACKOFF_CAP_S: Final = 0.1
@@ -100,24 +101,38 @@ class JobService:
     def messages_after(
         self, ref: JobRef, after: int, *, limit: int = 100, epoch: str | None = None
     ) -> LogRead:
-        """The log after `after`, or MessagesExpired when it can no longer fill the gap."""
+        """One page of the log after `after`, or MessagesExpired when it cannot fill the gap."""
+        return self._read_log(ref, after, max(1, min(limit, MAX_PAGE_SIZE)), epoch)[1]
+
+    def replay(self, ref: JobRef, after: int, *, epoch: str | None = None) -> LogRead:
+        """Everything after `after` for a reconnecting client, in as few reads as DynamoDB allows.
+
+        A client further behind than MAX_REPLAY_MESSAGES is better served by a resync than by
+        a replay of the whole log, so that counts as MessagesExpired too.
+        """
+        job, log = self._read_log(ref, after, MAX_REPLAY_MESSAGES, epoch)
+        if log.has_more:
+            raise MessagesExpired(ref.job_id, after, after + 1, job.state().model_dump(mode="json"))
+        return log
+
+    def _read_log(
+        self, ref: JobRef, after: int, limit: int, epoch: str | None
+    ) -> tuple[JobRecord, LogRead]:
         job = self.get(ref)
         snapshot = job.state().model_dump(mode="json")
         if epoch is not None and epoch != job.epoch:
             raise MessagesExpired(ref.job_id, after, None, snapshot)
         if after >= job.seq:
-            return LogRead(messages=[], has_more=False, seq=job.seq, epoch=job.epoch)
+            return job, LogRead(messages=[], has_more=False, seq=job.seq, epoch=job.epoch)
         page = self._store.read_messages(
-            ref.tenant_id,
-            ref.job_id,
-            after=max(after, 0),
-            limit=max(1, min(limit, MAX_PAGE_SIZE)),
-            now=self._clock.now(),
+            ref.tenant_id, ref.job_id, after=max(after, 0), limit=limit, now=self._clock.now()
         )
         first = page.messages[0].seq if page.messages else None
         if first != max(after, 0) + 1:
             raise MessagesExpired(ref.job_id, after, first, snapshot)
-        return LogRead(messages=page.messages, has_more=page.has_more, seq=job.seq, epoch=job.epoch)
+        return job, LogRead(
+            messages=page.messages, has_more=page.has_more, seq=job.seq, epoch=job.epoch
+        )
 
     # -- running (called by the JobRunner) --------------------------------------------------
 

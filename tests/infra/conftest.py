@@ -3,7 +3,8 @@
 Synthesis costs seconds (jsii start, then ~0.5 s per app), so every test reads the same
 synthesized template instead of building its own. The apps come from `infra.app.build_app`,
 so they carry the cdk-nag plugin exactly as `make synth` and `cdk deploy` do; a nag finding
-fails the fixture's synth.
+fails the fixture's synth. Bundling is off (`tether:bundle=false`): the dependencies layer is a
+placeholder, so the tests need neither uv nor the network.
 """
 
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.app import TetherApp, build_app
+from infra.cloud.packaging import BUNDLE_CONTEXT_KEY
 from infra.cloud.stage import DeploymentStage
 
 
@@ -42,7 +44,7 @@ class SynthesizedStack:
 
 
 def _synthesize(stage: DeploymentStage, outdir: Path) -> SynthesizedStack:
-    built = build_app(context={"stage": stage.value}, outdir=str(outdir))
+    built = build_app(context={"stage": stage.value, BUNDLE_CONTEXT_KEY: False}, outdir=str(outdir))
     return SynthesizedStack(built=built, template=Template.from_stack(built.stack), outdir=outdir)
 
 

@@ -1,0 +1,316 @@
+"""The `HttpApi` construct: the REST API of DESIGN §5 on API Gateway (HTTP API) and Lambda.
+
+One Lambda (`functions.http_api.handler`) serves every route behind a `$default` route: the
+Powertools resolver in the handler routes, validates and writes the OpenAPI document, so API
+Gateway stays a thin proxy and the local gateway can reproduce it exactly. Secrets (the resume
+token key, the cursor-signing key) are generated in Secrets Manager and reach the function as
+ARNs only; the function reads them at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Final
+
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    CfnElement,
+    CfnOutput,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.cloud.packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from infra.cloud.storage import Storage
+from shared import constants as c
+
+HANDLER: Final = "functions.http_api.handler"
+# The tables the HTTP handler touches (jobs and their log, idempotency keys, write limits);
+# connections and devices belong to the WebSocket and push functions.
+TABLE_KEYS: Final = ("jobs", "messages", "idempotency", "limits")
+SIGNING_KEY_LENGTH: Final = 64
+
+# CDK context keys for the cloud's token issuer (DESIGN §6).
+JWKS_URL_CONTEXT: Final = "tether:jwksUrl"
+ISSUER_CONTEXT: Final = "tether:issuer"
+AUDIENCE_CONTEXT: Final = "tether:audience"
+TENANT_CLAIM_CONTEXT: Final = "tether:tenantClaim"
+
+# PLACEHOLDERS, override them with `-c tether:jwksUrl=... -c tether:issuer=...`: they let the
+# app synthesize with no configuration, and a stack deployed with them rejects every user token
+# (no such user pool), which fails closed.
+_PLACEHOLDER_ISSUER: Final = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_REPLACEME"
+PLACEHOLDER_JWKS_URL: Final = f"{_PLACEHOLDER_ISSUER}/.well-known/jwks.json"
+PLACEHOLDER_ISSUER: Final = _PLACEHOLDER_ISSUER
+
+# One JSON object per request; no headers, so no bearer token ever reaches the access log.
+_ACCESS_LOG_FORMAT: Final = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "time": "$context.requestTime",
+        "ip": "$context.identity.sourceIp",
+        "method": "$context.httpMethod",
+        "path": "$context.path",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "integrationLatencyMs": "$context.integrationLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """How the cloud verifies user tokens: the issuer's JWKS and the claims Tether reads."""
+
+    jwks_url: str
+    issuer: str
+    audience: str
+    tenant_claim: str
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> AuthConfig:
+        def read(key: str, default: str) -> str:
+            value = scope.node.try_get_context(key)
+            return default if value is None else str(value)
+
+        return cls(
+            jwks_url=read(JWKS_URL_CONTEXT, PLACEHOLDER_JWKS_URL),
+            issuer=read(ISSUER_CONTEXT, PLACEHOLDER_ISSUER),
+            audience=read(AUDIENCE_CONTEXT, c.DEFAULT_AUTH_AUDIENCE),
+            tenant_claim=read(TENANT_CLAIM_CONTEXT, c.DEFAULT_TENANT_CLAIM),
+        )
+
+    def environment(self) -> dict[str, str]:
+        return {
+            c.ENV_AUTH_JWKS_URL: self.jwks_url,
+            c.ENV_AUTH_ISSUER: self.issuer,
+            c.ENV_AUTH_AUDIENCE: self.audience,
+            c.ENV_AUTH_TENANT_CLAIM: self.tenant_claim,
+        }
+
+
+class HttpApi(Construct):
+    """API Gateway HTTP API → one Lambda proxy (payload 2.0) → the four tables it needs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: Storage,
+        packaging: LambdaPackaging,
+        auth: AuthConfig,
+        removal_policy: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.resume_signing_key = _generated_secret(
+            self,
+            "ResumeSigningKey",
+            "Tether: HMAC key that signs per-job resume tokens",
+            removal_policy,
+        )
+        self.cursor_secret = _generated_secret(
+            self,
+            "CursorSecret",
+            "Tether: HMAC key that signs opaque pagination cursors",
+            removal_policy,
+        )
+        self.function = self._function(
+            storage, packaging, auth, removal_policy=removal_policy, log_retention=log_retention
+        )
+        for key in TABLE_KEYS:
+            storage.tables[key].grant_read_write_data(self.function)
+        for secret in (self.resume_signing_key, self.cursor_secret):
+            secret.grant_read(self.function)
+
+        self.api = apigwv2.HttpApi(
+            self,
+            "Api",
+            description="Tether HTTP API (DESIGN §5)",
+            # The stage below replaces the default one, so it can have access logs.
+            create_default_stage=False,
+        )
+        # `$default` catches every method and path: the handler's resolver routes. No API
+        # Gateway authorizer, on purpose: the handler authenticates with the shared
+        # Authenticator, which is what lets it answer the exact problem+json statuses of
+        # DESIGN §5/§6 (401 for a bad token, 403 for a missing scope, 404 for another tenant's
+        # job, resume tokens scoped to one job), which an authorizer's bare 401/403 cannot.
+        self.route = apigwv2.HttpRoute(
+            self,
+            "DefaultRoute",
+            http_api=self.api,
+            route_key=apigwv2.HttpRouteKey.DEFAULT,
+            integration=integrations.HttpLambdaIntegration(
+                "Handler",
+                self.function,
+                payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
+            ),
+        )
+        Validations.of(self.route).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-APIG4",
+                reason="Authentication happens in the handler (shared Authenticator: JWKS user "
+                "tokens and per-job resume tokens) so it can answer exact 401/403/404 "
+                "problem+json and keep tenants from learning that another tenant's job exists.",
+            )
+        )
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.api,
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(self.access_logs),
+        )
+        self.url = self.stage.url
+        CfnOutput(
+            scope,
+            "HttpApiUrl",
+            value=self.url,
+            description="Base URL of the Tether HTTP API (GET /openapi.json describes it)",
+        )
+
+    def _function(
+        self,
+        storage: Storage,
+        packaging: LambdaPackaging,
+        auth: AuthConfig,
+        *,
+        removal_policy: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=log_retention, removal_policy=removal_policy
+        )
+        # An explicit role without AWSLambdaBasicExecutionRole: it may write to its own log
+        # group only, instead of creating and writing any log group in the account.
+        role = iam.Role(
+            self,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Tether HTTP API function",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            "Function",
+            description="Tether HTTP API: the REST routes of DESIGN §5",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=packaging.code,
+            layers=[packaging.layer],
+            memory_size=512,
+            timeout=Duration.seconds(10),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+            environment=self._environment(storage, auth),
+        )
+        _acknowledge_wildcards(role, storage)
+        Validations.of(function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Python 3.11 on purpose: pyproject.toml pins requires-python <3.12 and the "
+                "layer's wheels are built for cp311; the runtime moves with the project.",
+            )
+        )
+        return function
+
+    def _environment(self, storage: Storage, auth: AuthConfig) -> dict[str, str]:
+        return {
+            **storage.function_environment(),
+            **auth.environment(),
+            c.ENV_RESUME_SIGNING_KEY_SECRET_ARN: self.resume_signing_key.secret_arn,
+            c.ENV_CURSOR_SECRET_ARN: self.cursor_secret.secret_arn,
+            c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
+            c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
+        }
+
+
+def _acknowledge_wildcards(role: iam.Role, storage: Storage) -> None:
+    """The two wildcard resources of the function's policy, each acknowledged on its own."""
+    Validations.of(role).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            reason="X-Ray PutTraceSegments/PutTelemetryRecords (added by tracing ACTIVE) support "
+            "no resource-level permissions; nothing else in the policy has Resource: *.",
+        )
+    )
+    for key in TABLE_KEYS:
+        table = storage.tables[key]
+        child = table.node.default_child
+        assert isinstance(child, CfnElement)
+        logical_id = Stack.of(table).get_logical_id(child)
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/index/*]",
+                reason=f"The {key} table's own GSIs (index/*): the handler queries them (e.g. "
+                "jobs byStatus/byType for GET /jobs); no other table's indexes are reachable.",
+            )
+        )
+
+
+def _generated_secret(
+    scope: Construct, construct_id: str, description: str, removal_policy: RemovalPolicy
+) -> secretsmanager.Secret:
+    secret = secretsmanager.Secret(
+        scope,
+        construct_id,
+        description=description,
+        # 64 letters and digits: ~380 bits, far above HS256's 256-bit minimum, and no
+        # punctuation, so the value survives shells, env files and URL-safe contexts unchanged.
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=SIGNING_KEY_LENGTH,
+            exclude_punctuation=True,
+            include_space=False,
+        ),
+        removal_policy=removal_policy,
+    )
+    Validations.of(secret).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-SMG4",
+            reason="No automatic rotation yet: verifiers accept one key, so a rotation would "
+            "instantly invalidate every outstanding resume token (kept in clients' keychains "
+            "for up to the token TTL) and pagination cursor. Rotation needs verify-with-previous "
+            "key support in the handlers first; until then rotate by hand, accepting that.",
+        )
+    )
+    return secret
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    """Stage access logs: JSON lines (format above) into a log group of the stack."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigateway.AccessLogFormat:
+        return apigateway.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)

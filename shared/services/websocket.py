@@ -1,0 +1,157 @@
+"""WebSocket use cases: connect, disconnect, and the client actions of DESIGN §4.
+
+Recovery follows the contract exactly: register the subscription first (so nothing published
+from now on is missed live), then replay every message after the client's position (its
+`since`, or its stored delivery cursor) packed into `batch` frames, or, when the log cannot
+fill the gap (expired, too far behind, another epoch), answer `resync` with the job's state.
+The `subscribed` reply always says which of the two happened.
+
+Each use case returns the frames to send, in order; the handler posts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from shared.adapters.dynamo_connections import ConnectionRecord, DeliveryCursor
+from shared.domain.actions import CLIENT_ACTION, Ack, Cancel, Ping, Subscribe, Unsubscribe
+from shared.domain.auth import Principal, Scope
+from shared.domain.clock import Clock
+from shared.domain.envelope import Envelope, ErrorData, MessageType, SubscribedData
+from shared.domain.errors import MessagesExpired, TetherError
+from shared.domain.frames import pack_batches
+from shared.services.jobs import JobRef, JobService
+
+
+class ConnectionStore(Protocol):
+    def connect(self, connection_id: str, principal: Principal, now: datetime) -> None: ...
+    def get(self, connection_id: str, now: datetime) -> ConnectionRecord | None: ...
+    def disconnect(self, connection_id: str) -> int: ...
+    def subscribe(self, connection: ConnectionRecord, job_id: str, now: datetime) -> None: ...
+    def unsubscribe(self, connection_id: str, tenant_id: str, job_id: str) -> None: ...
+    def cursor(self, tenant_id: str, subject: str, job_id: str) -> DeliveryCursor | None: ...
+    def advance_cursor(
+        self, tenant_id: str, subject: str, job_id: str, cursor: DeliveryCursor, now: datetime
+    ) -> bool: ...
+
+
+class ConnectionGone(TetherError):
+    code = "not_connected"
+    title = "Not connected"
+
+    def __init__(self) -> None:
+        super().__init__("this connection is not registered (expired or never authorized)")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketSession:
+    jobs: JobService
+    connections: ConnectionStore
+    clock: Clock
+
+    def connect(self, connection_id: str, principal: Principal) -> None:
+        self.connections.connect(connection_id, principal, self.clock.now())
+
+    def disconnect(self, connection_id: str) -> None:
+        self.connections.disconnect(connection_id)
+
+    def receive(self, connection_id: str, body: str | None) -> list[Envelope]:
+        """Handle one client frame; bad input becomes an `error` frame and changes nothing."""
+        try:
+            action = CLIENT_ACTION.validate_json(body or "")
+        except ValidationError as invalid:
+            return [self._error("bad_request", _describe(invalid))]
+        try:
+            connection = self.connections.get(connection_id, self.clock.now())
+            if connection is None:
+                raise ConnectionGone()
+            match action:
+                case Subscribe():
+                    return self.subscribe(connection, action)
+                case Unsubscribe():
+                    self.connections.unsubscribe(
+                        connection_id, connection.principal.tenant_id, action.job_id
+                    )
+                    return []
+                case Ack():
+                    self.ack(connection, action)
+                    return []
+                case Cancel():
+                    self.cancel(connection, action)
+                    return []
+                case Ping():
+                    return [Envelope(type=MessageType.PONG, ts=self.clock.now())]
+        except TetherError as refused:
+            return [self._error(refused.code, refused.message, getattr(action, "job_id", None))]
+
+    def subscribe(self, connection: ConnectionRecord, action: Subscribe) -> list[Envelope]:
+        principal = connection.principal
+        principal.authorize(Scope.JOBS_READ, action.job_id)
+        ref = JobRef(principal.tenant_id, action.job_id)
+        self.jobs.get(ref)  # 404 before registering anything
+        now = self.clock.now()
+        self.connections.subscribe(connection, action.job_id, now)
+        since, epoch = action.since, action.epoch
+        if since is None:
+            cursor = self.connections.cursor(principal.tenant_id, principal.subject, action.job_id)
+            since, epoch = (cursor.seq, cursor.epoch) if cursor else (0, None)
+        try:
+            log = self.jobs.replay(ref, since, epoch=epoch)
+        except MessagesExpired as expired:
+            snapshot = expired.snapshot or {}
+            reply = SubscribedData(
+                job_id=action.job_id,
+                seq=int(snapshot.get("seq", 0)),
+                epoch=str(snapshot.get("epoch", "")),
+                recovered=False,
+                replayed=0,
+            )
+            resync = Envelope(type=MessageType.RESYNC, job_id=action.job_id, ts=now, data=snapshot)
+            return [self._subscribed(reply), resync]
+        reply = SubscribedData(
+            job_id=action.job_id,
+            seq=log.seq,
+            epoch=log.epoch,
+            recovered=True,
+            replayed=len(log.messages),
+        )
+        return [self._subscribed(reply), *pack_batches(action.job_id, log.messages, now)]
+
+    def ack(self, connection: ConnectionRecord, action: Ack) -> None:
+        principal = connection.principal
+        principal.authorize(Scope.JOBS_READ, action.job_id)
+        job = self.jobs.get(JobRef(principal.tenant_id, action.job_id))
+        seq = min(action.seq, job.seq)  # never acknowledge what was not yet written
+        cursor = DeliveryCursor(seq=seq, epoch=job.epoch)
+        self.connections.advance_cursor(
+            principal.tenant_id, principal.subject, action.job_id, cursor, self.clock.now()
+        )
+
+    def cancel(self, connection: ConnectionRecord, action: Cancel) -> None:
+        principal = connection.principal
+        principal.authorize(Scope.JOBS_WRITE, action.job_id)
+        self.jobs.request_cancel(JobRef(principal.tenant_id, action.job_id))
+
+    def _subscribed(self, reply: SubscribedData) -> Envelope:
+        return Envelope(
+            type=MessageType.SUBSCRIBED,
+            job_id=reply.job_id,
+            ts=self.clock.now(),
+            data=reply.model_dump(mode="json"),
+        )
+
+    def _error(self, code: str, message: str, job_id: str | None = None) -> Envelope:
+        data = ErrorData(code=code, message=message).model_dump(mode="json")
+        return Envelope(type=MessageType.ERROR, job_id=job_id, ts=self.clock.now(), data=data)
+
+
+def _describe(invalid: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc']) or 'frame'}: {error['msg']}"
+        for error in invalid.errors()[:5]
+    ]
+    return "; ".join(problems)
