@@ -207,6 +207,7 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
     too_large = _body_too_large(event)
     if too_large is not None:
         return too_large
+    context().idempotency.register_lambda_context(lambda_context)
     return app.resolve(event, lambda_context)
 
 

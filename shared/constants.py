@@ -61,3 +61,8 @@ ENV_CURSOR_SECRET_ARN: Final = "TETHER_CURSOR_SECRET_ARN"  # noqa: S105 - a vari
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 METRICS_NAMESPACE: Final = "Tether"
+
+# Live delivery (DESIGN §2, §4): where the dispatcher posts frames. In the cloud the WebSocket
+# stage's management endpoint, https://{apiId}.execute-api.{region}.amazonaws.com/{stage};
+# locally the gateway emulator's URL.
+ENV_WEBSOCKET_MANAGEMENT_URL: Final = "TETHER_WEBSOCKET_MANAGEMENT_URL"

@@ -38,6 +38,9 @@ class TetherSettings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         default=c.DEFAULT_IDEMPOTENCY_TTL_SECONDS, ge=60, alias=c.ENV_IDEMPOTENCY_TTL_SECONDS
     )
+    websocket_management_url: str | None = Field(
+        default=None, alias=c.ENV_WEBSOCKET_MANAGEMENT_URL, pattern=r"^https?://"
+    )
     aws_endpoint_url: str | None = Field(default=None, alias=c.ENV_AWS_ENDPOINT_URL)
 
     @model_validator(mode="after")

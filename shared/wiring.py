@@ -12,7 +12,13 @@ import boto3
 from botocore.config import Config
 from pydantic import SecretStr
 
+from shared.adapters.connections_api import (
+    ApiGatewayPoster,
+    ConnectionPoster,
+    management_api_client,
+)
 from shared.adapters.cursor import CursorCodec
+from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
 from shared.adapters.dynamo_limits import DynamoRateLimiter
 from shared.adapters.idempotency import IdempotentCreate
@@ -23,13 +29,15 @@ from shared.domain.models import JobRequest
 from shared.services.api import JobsApi
 from shared.services.auth import Authenticator
 from shared.services.jobs import JobService
+from shared.services.websocket import WebSocketSession
 from shared.settings import TetherSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Standard retry mode retries throttling and transient errors with backoff (botocore's own).
-AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# Standard retry mode retries throttling and transient errors with backoff (botocore's own);
+# total_max_attempts counts the first request too (max_attempts would mean 5 retries).
+AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
 
 
 def dynamodb_client(settings: TetherSettings) -> DynamoDBClient:
@@ -86,6 +94,7 @@ class HttpApiContext:
     settings: TetherSettings
     authenticator: Authenticator
     api: JobsApi
+    idempotency: IdempotentCreate
 
 
 def http_api_context(
@@ -105,6 +114,12 @@ def http_api_context(
         job = jobs.create_job(JobRequest.model_validate(body), tenant_id=tenant, owner_id=owner)
         return job.state().model_dump(mode="json")
 
+    idempotency = IdempotentCreate(
+        create,
+        client=client,
+        table=settings.idempotency_table,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+    )
     api = JobsApi(
         jobs=jobs,
         resume_tokens=authenticator.resume_tokens,
@@ -112,11 +127,31 @@ def http_api_context(
             client, settings.limits_table, limit=settings.write_rate_per_minute
         ),
         clock=clock,
-        idempotent=IdempotentCreate(
-            create,
-            client=client,
-            table=settings.idempotency_table,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-        ),
+        idempotent=idempotency,
     )
-    return HttpApiContext(settings=settings, authenticator=authenticator, api=api)
+    return HttpApiContext(
+        settings=settings, authenticator=authenticator, api=api, idempotency=idempotency
+    )
+
+
+def websocket_context(
+    settings: TetherSettings | None = None,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    poster: ConnectionPoster | None = None,
+) -> tuple[WebSocketSession, ConnectionPoster]:
+    """The WebSocket handler's session and the poster its replies go through."""
+    settings = load_settings(settings)
+    clock = clock or SystemClock()
+    client = client or dynamodb_client(settings)
+    session = WebSocketSession(
+        jobs=job_service(settings, client=client, clock=clock),
+        connections=DynamoConnectionStore(client, settings.connections_table),
+        clock=clock,
+    )
+    if poster is None:
+        if settings.websocket_management_url is None:
+            raise ValueError("the WebSocket handler needs the @connections endpoint URL")
+        poster = ApiGatewayPoster(management_api_client(settings.websocket_management_url))
+    return session, poster

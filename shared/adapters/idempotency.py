@@ -37,7 +37,7 @@ class IdempotentCreate:
         persistence = DynamoDBPersistenceLayer(
             table_name=table, boto3_client=client, static_pk_value=None
         )
-        config = IdempotencyConfig(
+        self._config = config = IdempotencyConfig(
             event_key_jmespath="[tenant, key]",
             payload_validation_jmespath="[owner, body]",
             raise_on_no_idempotency_key=True,
@@ -54,6 +54,10 @@ class IdempotentCreate:
             return create(request["tenant"], request["owner"], request["body"])
 
         self._create_once = create_once
+
+    def register_lambda_context(self, lambda_context: Any) -> None:
+        """Lets an in-progress record expire with the invocation that wrote it."""
+        self._config.register_lambda_context(lambda_context)
 
     def __call__(
         self, *, tenant: str, owner: str, key: str, body: dict[str, Any]

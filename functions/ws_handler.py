@@ -1,0 +1,117 @@
+"""WebSocket API Lambda: `$connect`, `$disconnect` and the client actions (DESIGN §4).
+
+Thin: Powertools parses the event, `shared.services.websocket.WebSocketSession` decides, and
+the frames it returns are posted back through the `@connections` API. `$connect` runs after
+the authorizer Lambda verified the token; the verified principal arrives in
+`requestContext.authorizer` and is stored with the connection, never the token.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayWebSocketConnectEventModel,
+    APIGatewayWebSocketDisconnectEventModel,
+    APIGatewayWebSocketMessageEventModel,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.adapters.connections_api import ConnectionPoster, PostOutcome
+from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
+from shared.domain.auth import Principal
+from shared.domain.errors import Unauthenticated
+from shared.services.auth import token_from_websocket
+from shared.services.websocket import WebSocketSession
+from shared.wiring import websocket_context
+
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketContext:
+    session: WebSocketSession
+    poster: ConnectionPoster
+
+
+@functools.cache
+def context() -> WebSocketContext:
+    session, poster = websocket_context()
+    return WebSocketContext(session=session, poster=poster)
+
+
+class AuthorizerContext(BaseModel):
+    """What the authorizer Lambda put in `requestContext.authorizer` (Principal.to_context)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    tenant_id: str = Field(alias="tenantId")
+    subject: str
+    scopes: str = ""
+    job_id: str = Field(default="", alias="jobId")
+
+    def principal(self) -> Principal:
+        return Principal.from_context(self.model_dump(by_alias=True))
+
+
+def on_connect(event: dict[str, Any]) -> dict[str, Any]:
+    parsed = APIGatewayWebSocketConnectEventModel.model_validate(event)
+    connection_id = parsed.request_context.connection_id
+    try:
+        principal = AuthorizerContext.model_validate(
+            event["requestContext"].get("authorizer") or {}
+        ).principal()
+    except ValidationError:
+        logger.warning("connect without a verified principal: is the authorizer attached?")
+        return {"statusCode": 401}
+    context().session.connect(connection_id, principal)
+    headers: dict[str, str] = {}
+    try:
+        credentials = token_from_websocket(event.get("queryStringParameters"), parsed.headers)
+        if credentials.subprotocol:
+            headers["Sec-WebSocket-Protocol"] = credentials.subprotocol
+    except Unauthenticated:
+        pass  # the authorizer accepted it; the subprotocol echo is only a courtesy here
+    logger.info("connected", extra={"tenant": principal.tenant_id, "resume": principal.is_resume})
+    return {"statusCode": 200, "headers": headers}
+
+
+def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
+    parsed = APIGatewayWebSocketDisconnectEventModel.model_validate(event)
+    context().session.disconnect(parsed.request_context.connection_id)
+    return {"statusCode": 200}
+
+
+def on_message(event: dict[str, Any]) -> dict[str, Any]:
+    parsed = APIGatewayWebSocketMessageEventModel.model_validate(event)
+    connection_id = parsed.request_context.connection_id
+    body = parsed.body if isinstance(parsed.body, str) else None
+    frames = context().session.receive(connection_id, body)
+    for frame in frames:
+        if context().poster.post(connection_id, frame.to_json().encode()) is PostOutcome.GONE:
+            context().session.disconnect(connection_id)
+            break
+    metrics.add_metric(name="FramesSent", unit="Count", value=len(frames))
+    return {"statusCode": 200}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    match event.get("requestContext", {}).get("eventType"):
+        case "CONNECT":
+            return on_connect(event)
+        case "DISCONNECT":
+            return on_disconnect(event)
+        case "MESSAGE":
+            return on_message(event)
+        case other:
+            logger.warning("unexpected event type", extra={"eventType": other})
+            return {"statusCode": 400}
