@@ -53,6 +53,7 @@ infra-test: $(VENV)/.installed
 ## Print what Tether costs on AWS per operation (DynamoDB requests), measured on moto.
 bench: $(VENV)/.installed
 	$(PY) -m tests.bench.store_costs
+	$(PY) -m tests.bench.replay_costs
 
 ## Synthesize the CloudFormation templates into cdk.out/ (no Docker, no AWS account).
 synth: install

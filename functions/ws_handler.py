@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.parser.models import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.adapters.connections_api import ConnectionPoster, PostOutcome
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
 from shared.domain.auth import Principal
 from shared.domain.errors import Unauthenticated
 from shared.services.auth import token_from_websocket
+from shared.services.ports import ConnectionPoster, PostOutcome
 from shared.services.websocket import WebSocketSession
 from shared.wiring import websocket_context
 

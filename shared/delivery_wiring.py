@@ -15,14 +15,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import constants as c
-from shared.adapters.connections_api import (
-    ApiGatewayPoster,
-    ConnectionPoster,
-    management_api_client,
-)
+from shared.adapters.connections_api import ApiGatewayPoster, management_api_client
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.domain.clock import Clock, SystemClock
 from shared.services.delivery import DEFAULT_MAX_PARALLEL, SubscriberDirectory
+from shared.services.ports import ConnectionPoster
 from shared.wiring import AWS_CONFIG
 
 if TYPE_CHECKING:

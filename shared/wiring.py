@@ -12,11 +12,7 @@ import boto3
 from botocore.config import Config
 from pydantic import SecretStr
 
-from shared.adapters.connections_api import (
-    ApiGatewayPoster,
-    ConnectionPoster,
-    management_api_client,
-)
+from shared.adapters.connections_api import ApiGatewayPoster, management_api_client
 from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
@@ -29,6 +25,7 @@ from shared.domain.models import JobRequest
 from shared.services.api import JobsApi
 from shared.services.auth import Authenticator
 from shared.services.jobs import JobService
+from shared.services.ports import ConnectionPoster
 from shared.services.websocket import WebSocketSession
 from shared.settings import TetherSettings
 

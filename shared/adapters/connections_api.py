@@ -13,13 +13,14 @@ Payloads are never logged: they are the clients' data.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Final, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from shared.services.ports import PostOutcome
 
 GONE_CODE: Final = "GoneException"
 
@@ -33,17 +34,6 @@ POSTER_CONFIG: Final = Config(
     connect_timeout=2,
     read_timeout=5,
 )
-
-
-class PostOutcome(StrEnum):
-    DELIVERED = "delivered"
-    GONE = "gone"
-
-
-class ConnectionPoster(Protocol):
-    def post(self, connection_id: str, data: bytes) -> PostOutcome:
-        """Send one frame; GONE when the connection no longer exists. Raises on other errors."""
-        ...
 
 
 class ManagementApiClient(Protocol):

@@ -14,7 +14,6 @@ Every item carries `expiresAt`; readers skip expired items because TTL deletes l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 from shared.adapters.dynamo_codec import from_attribute_map, to_attribute_map
 from shared.adapters.dynamo_jobs import job_key
 from shared.domain.auth import Principal
+from shared.services.ports import ConnectionRecord, DeliveryCursor, Subscriber
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -42,30 +42,6 @@ def _conn_pk(connection_id: str) -> str:
 
 def _cursor_pk(tenant_id: str, subject: str) -> str:
     return f"CURSOR#{tenant_id}#{subject}"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionRecord:
-    connection_id: str
-    principal: Principal
-    connected_at: int
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class Subscriber:
-    connection_id: str
-    tenant_id: str
-    subject: str
-    job_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryCursor:
-    """How far one user has acknowledged one job's log, in one generation."""
-
-    seq: int
-    epoch: str
 
 
 class DynamoConnectionStore:

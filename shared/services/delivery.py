@@ -16,8 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from shared.adapters.connections_api import ConnectionPoster, PostOutcome
 from shared.domain.envelope import Envelope
+from shared.services.ports import ConnectionPoster, PostOutcome
 
 DEFAULT_MAX_PARALLEL = 16
 

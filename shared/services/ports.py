@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
+from shared.domain.auth import Principal
 from shared.domain.envelope import Envelope
 from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobRecord, JobStatus
@@ -65,4 +67,39 @@ class JobStore(Protocol):
 
     def delete(self, job: JobRecord) -> None:
         """Remove a terminal job and its whole log; StaleJob if it changed since read."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    connection_id: str
+    principal: Principal
+    connected_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    connection_id: str
+    tenant_id: str
+    subject: str
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCursor:
+    """How far one user has acknowledged one job's log, in one generation."""
+
+    seq: int
+    epoch: str
+
+
+class PostOutcome(StrEnum):
+    DELIVERED = "delivered"
+    GONE = "gone"
+
+
+class ConnectionPoster(Protocol):
+    def post(self, connection_id: str, data: bytes) -> PostOutcome:
+        """Send one frame; GONE when the connection no longer exists. Raises on other errors."""
         ...

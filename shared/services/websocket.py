@@ -17,7 +17,6 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from shared.adapters.dynamo_connections import ConnectionRecord, DeliveryCursor
 from shared.domain.actions import CLIENT_ACTION, Ack, Cancel, Ping, Subscribe, Unsubscribe
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import Clock
@@ -25,6 +24,7 @@ from shared.domain.envelope import Envelope, ErrorData, MessageType, SubscribedD
 from shared.domain.errors import MessagesExpired, TetherError
 from shared.domain.frames import pack_batches
 from shared.services.jobs import JobRef, JobService
+from shared.services.ports import ConnectionRecord, DeliveryCursor
 
 
 class ConnectionStore(Protocol):

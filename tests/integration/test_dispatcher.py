@@ -30,14 +30,14 @@ from shared.adapters.connections_api import (
     POSTER_CONFIG,
     POSTER_MAX_ATTEMPTS,
     ApiGatewayPoster,
-    PostOutcome,
     management_api_client,
 )
-from shared.adapters.dynamo_connections import DynamoConnectionStore, Subscriber
+from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.delivery_wiring import DeliverySettings, DispatcherContext, dispatcher_context
 from shared.domain.auth import Principal, Scope
 from shared.domain.models import JobRecord, JobRequest, ProgressDelta
 from shared.services.jobs import JobRef, JobService
+from shared.services.ports import PostOutcome, Subscriber
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -10,11 +10,11 @@ import pytest
 
 from functions import ws_handler
 from infra.local.events import LocalLambdaContext, websocket_event
-from shared.adapters.connections_api import PostOutcome
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.domain.auth import Principal, Scope
 from shared.domain.models import JobRequest
 from shared.services.jobs import JobService
+from shared.services.ports import PostOutcome
 from shared.services.websocket import WebSocketSession
 
 if TYPE_CHECKING:

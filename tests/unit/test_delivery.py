@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.adapters.connections_api import PostOutcome
 from shared.domain.envelope import Envelope, MessageType
 from shared.services.delivery import deliver
+from shared.services.ports import PostOutcome
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 MESSAGE = Envelope(type=MessageType.STATUS, job_id="j1", seq=3, epoch="e1", ts=NOW)
