@@ -8,6 +8,7 @@ serves until Ctrl-C; `tether token` mints user tokens the local stack accepts.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -98,6 +99,16 @@ def dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay_events(args: argparse.Namespace) -> int:
+    from infra.local.replay import printable, replay  # moto and every handler: import on use
+
+    results = replay([Path(name) for name in args.events])
+    for result in results:
+        print(f"== {result.path} -> {result.handler}")
+        print(json.dumps(printable(result.answer), indent=2, default=str))
+    return 0 if all(result.ok for result in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tether", description="Tether: keep clients tethered to long-running server jobs."
@@ -123,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     token_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token_parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="local state")
     token_parser.set_defaults(run=token)
+
+    replay_parser = commands.add_parser(
+        "replay",
+        help="run sample events (events/*.json) through the real handlers against moto",
+    )
+    replay_parser.add_argument("events", nargs="+", help="event files, e.g. events/*.json")
+    replay_parser.set_defaults(run=replay_events)
     return parser
 
 

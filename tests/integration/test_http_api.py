@@ -283,3 +283,70 @@ def test_openapi_document_describes_the_routes(api: Api) -> None:
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/messages"} <= set(document["paths"])
     assert "JobCreated" in json.dumps(document)
     assert api.call("GET", "/nowhere", token=api.token())[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_loc"),
+    [
+        ("{not json", None),
+        (json.dumps({"type": "demo", "priority": 3}), "priority"),
+        (json.dumps({"type": "demo", "params": "x"}), "params"),
+        (json.dumps({"type": "demo", "bogus": True}), "bogus"),
+        (json.dumps({"params": {}}), "type"),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(api: Api, body: str, expected_loc: str | None) -> None:
+    status, headers, problem = api.call("POST", "/jobs", token=api.token(), body=body)
+    assert status == 422, problem
+    assert headers["Content-Type"] == "application/problem+json"
+    if expected_loc is not None:
+        assert any(expected_loc in error["loc"] for error in problem["errors"]), problem
+
+
+def test_missing_body_is_422(api: Api) -> None:
+    status, _, problem = api.call("POST", "/jobs", token=api.token())
+    assert status == 422
+    assert problem["code"] == "validation_failed"
+
+
+def test_cancel_of_a_completed_job_is_409(api: Api) -> None:
+    token = api.token()
+    job_id = _create(api, token)["job"]["jobId"]
+    ref = JobRef("acme", job_id)
+    api.context.api.jobs.start(ref, total=1)
+    api.context.api.jobs.complete(ref, {"ok": True})
+    status, _, problem = api.call("POST", f"/jobs/{job_id}/cancel", token=token)
+    assert (status, problem["code"]) == (409, "illegal_transition")
+    assert "completed" in problem["detail"]
+
+
+def test_pause_and_resume_of_another_tenants_job_are_404(api: Api) -> None:
+    job_id = _create(api, api.token())["job"]["jobId"]
+    intruder = api.token(tenant="globex")
+    for action in ("pause", "resume"):
+        assert api.call("POST", f"/jobs/{job_id}/{action}", token=intruder)[0] == 404
+
+
+def test_expired_wrong_signature_and_foreign_issuer_tokens_are_401(api: Api) -> None:
+    expired = api.token()
+    api.clock.advance(hours=2)
+    forged = mint_dev_token(
+        "another-secret-entirely-0123456789abc",
+        tenant="acme",
+        subject="alice",
+        scopes=ALL,
+        ttl=timedelta(hours=1),
+        clock=api.clock,
+    )
+    foreign = mint_dev_token(
+        USER_SECRET,
+        tenant="acme",
+        subject="alice",
+        scopes=ALL,
+        ttl=timedelta(hours=1),
+        clock=api.clock,
+        issuer="someone-else",
+    )
+    for token in (expired, forged, foreign):
+        status, _, problem = api.call("GET", "/jobs", token=token)
+        assert (status, problem["code"]) == (401, "unauthenticated")

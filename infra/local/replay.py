@@ -1,0 +1,160 @@
+"""`tether replay`: run sample events through the real handlers, in process, against moto.
+
+Each file in `events/` is an event as AWS delivers it. The replay picks the handler by the
+event's shape, prepares a throwaway AWS (moto, the tables from the shared specs, fresh
+secrets), seeds what the samples refer to, fills the placeholders, invokes the handler with a
+Lambda-like context and returns its answer:
+
+* `${TETHER_TOKEN}`: a fresh user token (tenant `local`, user `dev`, every scope);
+* `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from functions import authorizer, dispatcher, http_api, ws_handler
+from infra.local import moto_patches
+from infra.local.events import LocalLambdaContext
+from shared import constants as c
+from shared.adapters.dynamo_connections import DynamoConnectionStore
+from shared.adapters.dynamo_tables import create_tables
+from shared.domain.auth import Principal, Scope
+from shared.domain.clock import SystemClock
+from shared.domain.models import JobRequest, ProgressDelta
+from shared.services.auth import mint_dev_token
+from shared.services.jobs import JobRef
+from shared.settings import TetherSettings
+from shared.tables import TABLES
+from shared.wiring import AWS_CONFIG, job_service
+
+Handler = Callable[[dict[str, Any], Any], Any]
+TENANT, USER = "local", "dev"
+MANAGEMENT_URL = "https://local.execute-api.us-east-1.amazonaws.com/local"
+_CACHES = (http_api.context, ws_handler.context, authorizer.authenticator, dispatcher.context)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    path: Path
+    handler: str
+    answer: Any
+
+    @property
+    def ok(self) -> bool:
+        status = self.answer.get("statusCode", 200) if isinstance(self.answer, dict) else 200
+        return isinstance(status, int) and status < 500
+
+
+def handler_for(event: dict[str, Any]) -> tuple[str, Handler]:
+    """Which Lambda this event is for, by its shape."""
+    records = event.get("Records") or [{}]
+    if records[0].get("eventSource") == "aws:dynamodb":
+        return "dispatcher", dispatcher.handler
+    if event.get("type") == "REQUEST":
+        return "authorizer", authorizer.handler
+    if event.get("version") == "2.0" and "http" in event.get("requestContext", {}):
+        return "http_api", http_api.handler
+    if "eventType" in event.get("requestContext", {}):
+        return "ws_handler", ws_handler.handler
+    raise ValueError("not an event Tether has a handler for")
+
+
+@dataclass(frozen=True)
+class _World:
+    placeholders: dict[str, str]
+    connections: DynamoConnectionStore
+
+
+@contextmanager
+def _environment() -> Iterator[_World]:
+    moto_patches.install()
+    keys = {name: secrets.token_urlsafe(48) for name in ("user", "resume", "cursor")}
+    saved = dict(os.environ)
+    try:
+        with mock_aws():
+            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "replay")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "replay")
+            client = boto3.client("dynamodb", config=AWS_CONFIG)
+            tables = create_tables(client, "replay")
+            os.environ.update({spec.env_var: tables[spec.key] for spec in TABLES})
+            os.environ.update(
+                {
+                    c.ENV_CURSOR_SECRET: keys["cursor"],
+                    c.ENV_AUTH_HS256_SECRET: keys["user"],
+                    c.ENV_RESUME_SIGNING_KEY: keys["resume"],
+                    c.ENV_WEBSOCKET_MANAGEMENT_URL: MANAGEMENT_URL,
+                    "POWERTOOLS_METRICS_NAMESPACE": "Tether",
+                }
+            )
+            for cache in _CACHES:
+                cache.cache_clear()
+            yield _World(_seed(client), DynamoConnectionStore(client, tables["connections"]))
+    finally:
+        for cache in _CACHES:
+            cache.cache_clear()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _seed(client: Any) -> dict[str, str]:
+    jobs = job_service(TetherSettings(), client=client)
+    running = jobs.create_job(JobRequest(type="demo"), tenant_id=TENANT, owner_id=USER)
+    jobs.start(JobRef(TENANT, running.job_id), total=10)
+    jobs.report_progress(JobRef(TENANT, running.job_id), ProgressDelta(succeeded=3))
+    done = jobs.create_job(JobRequest(type="demo"), tenant_id=TENANT, owner_id=USER)
+    jobs.start(JobRef(TENANT, done.job_id), total=1)
+    jobs.complete(JobRef(TENANT, done.job_id), {"processed": 1})
+    token = mint_dev_token(
+        os.environ[c.ENV_AUTH_HS256_SECRET],
+        tenant=TENANT,
+        subject=USER,
+        scopes=list(Scope),
+        ttl=timedelta(hours=1),
+        clock=SystemClock(),
+    )
+    return {"TETHER_TOKEN": token, "JOB_ID": running.job_id, "DONE_JOB_ID": done.job_id}
+
+
+def _fill(text: str, placeholders: dict[str, str]) -> str:
+    for name, value in placeholders.items():
+        text = text.replace(f"${{{name}}}", value)
+    return text
+
+
+def replay(paths: list[Path]) -> list[Replayed]:
+    """Replay each file in a fresh local AWS; returns what each handler answered."""
+    results: list[Replayed] = []
+    for path in paths:
+        with _environment() as world:
+            event = json.loads(_fill(path.read_text(), world.placeholders))
+            name, handler = handler_for(event)
+            connection = event.get("requestContext", {}).get("connectionId")
+            if name == "ws_handler" and event["requestContext"].get("eventType") != "CONNECT":
+                owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
+                world.connections.connect(connection, owner, SystemClock().now())
+            answer = handler(event, LocalLambdaContext(function_name=f"tether-{name}"))
+            results.append(Replayed(path, name, answer))
+    return results
+
+
+def printable(answer: Any) -> Any:
+    """An HTTP answer's JSON body parsed, so the printout reads as JSON, not a string in JSON."""
+    if isinstance(answer, dict) and isinstance(answer.get("body"), str):
+        try:
+            return {**answer, "body": json.loads(answer["body"])}
+        except json.JSONDecodeError:
+            return answer
+    return answer

@@ -1,0 +1,59 @@
+"""Every sample event in events/ replays green through its real handler (`tether replay`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.cli import main
+from infra.local.replay import handler_for, replay
+
+EVENTS = sorted(Path(__file__).parents[2].joinpath("events").glob("*.json"))
+HTTP_ROUTES = {
+    ("POST", "/jobs"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/{jobId}"),
+    ("GET", "/jobs/{jobId}/messages"),
+    ("POST", "/jobs/{jobId}/cancel"),
+    ("POST", "/jobs/{jobId}/pause"),
+    ("POST", "/jobs/{jobId}/resume"),
+    ("DELETE", "/jobs/{jobId}"),
+    ("GET", "/openapi.json"),
+}
+
+
+def test_every_handler_and_every_http_route_has_a_sample() -> None:
+    handlers = set()
+    routes = set()
+    for path in EVENTS:
+        event = json.loads(path.read_text())
+        name, _ = handler_for(event)
+        handlers.add(name)
+        if name == "http_api":
+            raw = (
+                event["rawPath"]
+                .replace("${JOB_ID}", "{jobId}")
+                .replace("${DONE_JOB_ID}", "{jobId}")
+            )
+            routes.add((event["requestContext"]["http"]["method"], raw))
+    assert handlers == {"http_api", "authorizer", "ws_handler", "dispatcher"}
+    assert routes == HTTP_ROUTES
+
+
+@pytest.mark.parametrize("path", EVENTS, ids=[p.name for p in EVENTS])
+def test_sample_replays_green(path: Path) -> None:
+    (result,) = replay([path])
+    assert result.ok, result.answer
+    if result.handler == "http_api":
+        assert 200 <= result.answer["statusCode"] < 300, result.answer
+
+
+def test_tether_replay_prints_each_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    chosen = [str(p) for p in EVENTS if p.name in {"http_get_job.json", "ws_connect.json"}]
+    assert main(["replay", *chosen]) == 0
+    out = capsys.readouterr().out
+    assert "-> http_api" in out
+    assert "-> ws_handler" in out
+    assert '"statusCode": 200' in out
