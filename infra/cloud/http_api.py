@@ -3,8 +3,8 @@
 One Lambda (`functions.http_api.handler`) serves every route behind a `$default` route: the
 Powertools resolver in the handler routes, validates and writes the OpenAPI document, so API
 Gateway stays a thin proxy and the local gateway can reproduce it exactly. Secrets (the resume
-token key, the cursor-signing key) are generated in Secrets Manager and reach the function as
-ARNs only; the function reads them at cold start.
+token key, the cursor-signing key) come from the stack's `Secrets` construct and reach the
+function as ARNs only; the function reads them at cold start.
 """
 
 from __future__ import annotations
@@ -16,23 +16,21 @@ from typing import Final
 import jsii
 from aws_cdk import (
     Acknowledgment,
-    CfnElement,
     CfnOutput,
     Duration,
     RemovalPolicy,
-    Stack,
     Validations,
 )
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.cloud.packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from infra.cloud.lambda_function import acknowledge_index_access, tether_function
+from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.secrets import Secrets
 from infra.cloud.storage import Storage
 from shared import constants as c
 
@@ -40,7 +38,6 @@ HANDLER: Final = "functions.http_api.handler"
 # The tables the HTTP handler touches (jobs and their log, idempotency keys, write limits);
 # connections and devices belong to the WebSocket and push functions.
 TABLE_KEYS: Final = ("jobs", "messages", "idempotency", "limits")
-SIGNING_KEY_LENGTH: Final = 64
 
 # CDK context keys for the cloud's token issuer (DESIGN §6).
 JWKS_URL_CONTEXT: Final = "tether:jwksUrl"
@@ -114,23 +111,14 @@ class HttpApi(Construct):
         *,
         storage: Storage,
         packaging: LambdaPackaging,
+        secrets: Secrets,
         auth: AuthConfig,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.resume_signing_key = _generated_secret(
-            self,
-            "ResumeSigningKey",
-            "Tether: HMAC key that signs per-job resume tokens",
-            removal_policy,
-        )
-        self.cursor_secret = _generated_secret(
-            self,
-            "CursorSecret",
-            "Tether: HMAC key that signs opaque pagination cursors",
-            removal_policy,
-        )
+        self.resume_signing_key = secrets.resume_signing_key
+        self.cursor_secret = secrets.cursor_secret
         self.function = self._function(
             storage, packaging, auth, removal_policy=removal_policy, log_retention=log_retention
         )
@@ -181,7 +169,11 @@ class HttpApi(Construct):
             "DefaultStage",
             http_api=self.api,
             auto_deploy=True,
-            access_log_settings=_AccessLogSettings(self.access_logs),
+            access_log_settings=AccessLogSettings(self.access_logs),
+            # A ceiling for the whole API in front of the per-tenant write limit in the handler
+            # (which answers 429 with Retry-After): this one protects the account's Lambda
+            # concurrency from a flood before any code runs.
+            throttle=apigwv2.ThrottleSettings(rate_limit=500, burst_limit=1000),
         )
         self.url = self.stage.url
         CfnOutput(
@@ -200,41 +192,27 @@ class HttpApi(Construct):
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=log_retention, removal_policy=removal_policy
-        )
-        # An explicit role without AWSLambdaBasicExecutionRole: it may write to its own log
-        # group only, instead of creating and writing any log group in the account.
-        role = iam.Role(
-            self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Tether HTTP API function",
-        )
-        log_group.grant_write(role)
-        function = lambda_.Function(
+        function = tether_function(
             self,
             "Function",
-            description="Tether HTTP API: the REST routes of DESIGN §5",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=packaging.code,
-            layers=[packaging.layer],
+            description="Tether HTTP API: the REST routes of DESIGN §5",
+            packaging=packaging,
+            environment=self._environment(storage, auth),
             memory_size=512,
             timeout=Duration.seconds(10),
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=log_group,
-            role=role,
-            environment=self._environment(storage, auth),
+            removal_policy=removal_policy,
+            log_retention=log_retention,
         )
-        _acknowledge_wildcards(role, storage)
-        Validations.of(function).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-L1",
-                reason="Python 3.11 on purpose: pyproject.toml pins requires-python <3.12 and the "
-                "layer's wheels are built for cp311; the runtime moves with the project.",
-            )
+        assert function.role is not None
+        acknowledge_index_access(
+            function.role,
+            storage,
+            {
+                key: f"The {key} table's own GSIs (index/*): the handler queries them (e.g. "
+                "jobs byStatus/byType for GET /jobs); no other table's indexes are reachable."
+                for key in TABLE_KEYS
+            },
         )
         return function
 
@@ -249,63 +227,13 @@ class HttpApi(Construct):
         }
 
 
-def _acknowledge_wildcards(role: iam.Role, storage: Storage) -> None:
-    """The two wildcard resources of the function's policy, each acknowledged on its own."""
-    Validations.of(role).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            reason="X-Ray PutTraceSegments/PutTelemetryRecords (added by tracing ACTIVE) support "
-            "no resource-level permissions; nothing else in the policy has Resource: *.",
-        )
-    )
-    for key in TABLE_KEYS:
-        table = storage.tables[key]
-        child = table.node.default_child
-        assert isinstance(child, CfnElement)
-        logical_id = Stack.of(table).get_logical_id(child)
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/index/*]",
-                reason=f"The {key} table's own GSIs (index/*): the handler queries them (e.g. "
-                "jobs byStatus/byType for GET /jobs); no other table's indexes are reachable.",
-            )
-        )
-
-
-def _generated_secret(
-    scope: Construct, construct_id: str, description: str, removal_policy: RemovalPolicy
-) -> secretsmanager.Secret:
-    secret = secretsmanager.Secret(
-        scope,
-        construct_id,
-        description=description,
-        # 64 letters and digits: ~380 bits, far above HS256's 256-bit minimum, and no
-        # punctuation, so the value survives shells, env files and URL-safe contexts unchanged.
-        generate_secret_string=secretsmanager.SecretStringGenerator(
-            password_length=SIGNING_KEY_LENGTH,
-            exclude_punctuation=True,
-            include_space=False,
-        ),
-        removal_policy=removal_policy,
-    )
-    Validations.of(secret).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions::AwsSolutions-SMG4",
-            reason="No automatic rotation yet: verifiers accept one key, so a rotation would "
-            "instantly invalidate every outstanding resume token (kept in clients' keychains "
-            "for up to the token TTL) and pagination cursor. Rotation needs verify-with-previous "
-            "key support in the handlers first; until then rotate by hand, accepting that.",
-        )
-    )
-    return secret
-
-
 @jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogSettings:
-    """Stage access logs: JSON lines (format above) into a log group of the stack."""
+class AccessLogSettings:
+    """Stage access logs: JSON lines (`log_format`) into a log group of the stack."""
 
-    def __init__(self, log_group: logs.ILogGroup) -> None:
+    def __init__(self, log_group: logs.ILogGroup, log_format: str = _ACCESS_LOG_FORMAT) -> None:
         self._destination = apigwv2.LogGroupLogDestination(log_group)
+        self._format = log_format
 
     @property
     def destination(self) -> apigwv2.IAccessLogDestination:
@@ -313,4 +241,4 @@ class _AccessLogSettings:
 
     @property
     def format(self) -> apigateway.AccessLogFormat:
-        return apigateway.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)
+        return apigateway.AccessLogFormat.custom(self._format)

@@ -1,9 +1,9 @@
 """`TetherStack`: the one CloudFormation stack of a Tether deployment.
 
-Thin on purpose: it composes one construct per capability (storage, Lambda packaging and the
-HTTP API now; the WebSocket API, the job runner, push, schedules and observability as they
-land) and publishes what an operator needs after a deploy as outputs. Capability logic lives
-in the constructs.
+Thin on purpose: it composes one construct per capability (storage, Lambda packaging, the
+signing secrets, the HTTP API and the WebSocket API now; the job runner, push, schedules and
+observability as they land) and publishes what an operator needs after a deploy as outputs.
+Capability logic lives in the constructs.
 """
 
 from aws_cdk import CfnOutput, Stack
@@ -11,8 +11,10 @@ from constructs import Construct
 
 from infra.cloud.http_api import AuthConfig, HttpApi
 from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.secrets import Secrets
 from infra.cloud.stage import DeploymentStage
 from infra.cloud.storage import Storage
+from infra.cloud.websocket_api import WebSocketApi
 
 
 class TetherStack(Stack):
@@ -47,12 +49,28 @@ class TetherStack(Stack):
             )
         # One code asset and one dependencies layer, shared by every function of the stack.
         self.packaging = LambdaPackaging(self, "Packaging")
+        # Shared by both APIs: the HTTP API issues resume tokens, the WebSocket authorizer
+        # verifies them; both read the message log through signed cursors.
+        self.secrets = Secrets(self, "Secrets", removal_policy=stage.removal_policy)
+        auth = AuthConfig.from_context(self)
         self.http_api = HttpApi(
             self,
             "HttpApi",
             storage=self.storage,
             packaging=self.packaging,
-            auth=AuthConfig.from_context(self),
+            secrets=self.secrets,
+            auth=auth,
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )
+        self.websocket_api = WebSocketApi(
+            self,
+            "WebSocketApi",
+            stage_name=stage.value,
+            storage=self.storage,
+            packaging=self.packaging,
+            secrets=self.secrets,
+            auth=auth,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
         )

@@ -70,12 +70,20 @@ class Storage(Construct):
         """The tables by spec key, e.g. `storage.tables["jobs"]`."""
         return MappingProxyType(self._tables)
 
-    def function_environment(self) -> dict[str, str]:
-        """Environment variables naming every table, for a Lambda function's `environment`.
+    def function_environment(self, *keys: str) -> dict[str, str]:
+        """Environment variables naming the tables `keys` (every table when none are given).
 
-        A fresh dict each call, so a caller may add its own variables to it.
+        For a Lambda function's `environment`; a fresh dict each call, so a caller may add its
+        own variables to it.
         """
-        return {spec.env_var: self._tables[spec.key].table_name for spec in TABLES}
+        unknown = set(keys) - set(self._tables)
+        if unknown:
+            raise KeyError(f"no such table spec: {', '.join(sorted(unknown))}")
+        return {
+            spec.env_var: self._tables[spec.key].table_name
+            for spec in TABLES
+            if not keys or spec.key in keys
+        }
 
 
 def _build_table(

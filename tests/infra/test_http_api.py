@@ -180,9 +180,14 @@ def test_http_api_proxies_every_route_to_the_function_with_payload_2(
     function = dev_stack.built.stack.http_api.function
 
     # Then one HTTP API sends `$default` (every method and path) to the function, payload 2.0,
-    # with no API Gateway authorizer: the handler authenticates
-    template.resource_count_is("AWS::ApiGatewayV2::Api", 1)
-    template.has_resource_properties("AWS::ApiGatewayV2::Api", {"ProtocolType": "HTTP"})
+    # with no API Gateway authorizer: the handler authenticates (the WebSocket API's routes and
+    # authorizer are tested in test_websocket_api)
+    api_id = dev_stack.logical_id_of(dev_stack.built.stack.http_api.api.api_id)
+    on_http_api = {"Properties": {"ApiId": {"Ref": api_id}}}
+    http_apis = template.find_resources(
+        "AWS::ApiGatewayV2::Api", {"Properties": {"ProtocolType": "HTTP"}}
+    )
+    assert list(http_apis) == [api_id]
     template.has_resource_properties(
         "AWS::ApiGatewayV2::Integration",
         {
@@ -191,11 +196,12 @@ def test_http_api_proxies_every_route_to_the_function_with_payload_2(
             "IntegrationUri": _arn_of(dev_stack, function.function_name),
         },
     )
-    template.resource_count_is("AWS::ApiGatewayV2::Route", 1)
-    template.has_resource_properties(
-        "AWS::ApiGatewayV2::Route", {"RouteKey": "$default", "AuthorizationType": "NONE"}
-    )
-    template.resource_count_is("AWS::ApiGatewayV2::Authorizer", 0)
+    routes = template.find_resources("AWS::ApiGatewayV2::Route", on_http_api)
+    assert [
+        (route["Properties"]["RouteKey"], route["Properties"]["AuthorizationType"])
+        for route in routes.values()
+    ] == [("$default", "NONE")]
+    assert template.find_resources("AWS::ApiGatewayV2::Authorizer", on_http_api) == {}
 
 
 def test_default_stage_deploys_automatically_and_logs_access(dev_stack: SynthesizedStack) -> None:
@@ -224,11 +230,18 @@ def test_stack_outputs_the_api_url(dev_stack: SynthesizedStack) -> None:
 def test_log_retention_depends_on_stage(
     dev_stack: SynthesizedStack, prod_stack: SynthesizedStack
 ) -> None:
-    # Given each stage / Then its function and access logs keep a week in dev, three months in prod
+    # Given each stage / Then its function and access logs keep a week in dev, three months in
+    # prod (and so does every other log group of the stack)
     for stack, days in ((dev_stack, 7), (prod_stack, 90)):
-        groups = stack.resources("AWS::Logs::LogGroup").values()
-        assert len(groups) == 2
-        assert {group["Properties"]["RetentionInDays"] for group in groups} == {days}
+        http_api = stack.built.stack.http_api
+        function_logs = http_api.function.log_group.log_group_name
+        http_groups = {
+            stack.logical_id_of(function_logs),
+            stack.logical_id_of(http_api.access_logs.log_group_name),
+        }
+        groups = stack.resources("AWS::Logs::LogGroup")
+        assert http_groups <= set(groups)
+        assert {group["Properties"]["RetentionInDays"] for group in groups.values()} == {days}
 
 
 def test_code_asset_holds_only_the_application_packages(dev_stack: SynthesizedStack) -> None:
@@ -248,3 +261,15 @@ def test_template_tests_use_the_placeholder_layer(dev_stack: SynthesizedStack) -
     assert packaging.bundled is False
     layer = dev_stack.outdir / packaging.layer_asset.asset_path
     assert [path.name for path in (layer / "python").iterdir()] == ["PLACEHOLDER.txt"]
+
+
+def test_the_http_stage_is_throttled(dev_stack: SynthesizedStack) -> None:
+    stages = dev_stack.template.find_resources("AWS::ApiGatewayV2::Stage")
+    http = [
+        props["Properties"]
+        for props in stages.values()
+        if props["Properties"].get("StageName") == "$default"
+    ]
+    assert len(http) == 1
+    settings = http[0]["DefaultRouteSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (500, 1000)

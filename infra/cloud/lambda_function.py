@@ -1,0 +1,103 @@
+"""`tether_function`: one Tether Lambda function the way every construct builds it.
+
+Python 3.11 on arm64 from the shared code asset and dependencies layer, X-Ray tracing, its own
+log group, and its own role without managed policies (it may write to its own log group only,
+instead of AWSLambdaBasicExecutionRole's "create and write any log group"). The cdk-nag findings
+every such function raises are acknowledged here, once, with their reasons; findings that depend
+on what a function is granted are acknowledged by the construct that grants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import Acknowledgment, CfnElement, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.cloud.packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from infra.cloud.storage import Storage
+
+XRAY_ONLY_WILDCARD: Final = (
+    "X-Ray PutTraceSegments/PutTelemetryRecords (added by tracing ACTIVE) support no "
+    "resource-level permissions; nothing else in the policy has Resource: *."
+)
+
+
+def tether_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    handler: str,
+    description: str,
+    packaging: LambdaPackaging,
+    environment: Mapping[str, str],
+    memory_size: int,
+    timeout: Duration,
+    removal_policy: RemovalPolicy,
+    log_retention: logs.RetentionDays,
+    wildcard_reason: str = XRAY_ONLY_WILDCARD,
+) -> lambda_.Function:
+    """The function `construct_id`, with `{construct_id}Logs` and `{construct_id}Role` beside it.
+
+    `wildcard_reason` acknowledges the policy's `Resource: *` statement: X-Ray's alone unless
+    the caller grants more actions that have no resource-level permissions, and says so.
+    """
+    log_group = logs.LogGroup(
+        scope, f"{construct_id}Logs", retention=log_retention, removal_policy=removal_policy
+    )
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description,
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        description=description,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        handler=handler,
+        code=packaging.code,
+        layers=[packaging.layer],
+        memory_size=memory_size,
+        timeout=timeout,
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+        role=role,
+        environment=dict(environment),
+    )
+    Validations.of(role).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            reason=wildcard_reason,
+        )
+    )
+    Validations.of(function).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-L1",
+            reason="Python 3.11 on purpose: pyproject.toml pins requires-python <3.12 and the "
+            "layer's wheels are built for cp311; the runtime moves with the project.",
+        )
+    )
+    return function
+
+
+def acknowledge_index_access(role: iam.IRole, storage: Storage, reasons: Mapping[str, str]) -> None:
+    """Acknowledge the `<table>/index/*` resource a table grant adds, one reason per table key."""
+    for key, reason in reasons.items():
+        table = storage.tables[key]
+        child = table.node.default_child
+        assert isinstance(child, CfnElement)
+        logical_id = Stack.of(table).get_logical_id(child)
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/index/*]",
+                reason=reason,
+            )
+        )
