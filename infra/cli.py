@@ -106,6 +106,10 @@ def replay_events(args: argparse.Namespace) -> int:
     for result in results:
         print(f"== {result.path} -> {result.handler}")
         print(json.dumps(printable(result.answer), indent=2, default=str))
+        for connection_id, frames in result.posted.items():
+            print(f"-- frames posted to connection {connection_id}:")
+            for frame in frames:
+                print(f"   {json.dumps(frame)}")
     return 0 if all(result.ok for result in results) else 1
 
 

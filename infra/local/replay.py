@@ -16,13 +16,15 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from functions import authorizer, dispatcher, http_api, ws_handler
 from infra.local import moto_patches
@@ -50,6 +52,7 @@ class Replayed:
     path: Path
     handler: str
     answer: Any
+    posted: dict[str, list[Any]] = field(default_factory=dict)  # frames sent to @connections
 
     @property
     def ok(self) -> bool:
@@ -146,8 +149,23 @@ def replay(paths: list[Path]) -> list[Replayed]:
                 owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
                 world.connections.connect(connection, owner, SystemClock().now())
             answer = handler(event, LocalLambdaContext(function_name=f"tether-{name}"))
-            results.append(Replayed(path, name, answer))
+            results.append(Replayed(path, name, answer, _posted_frames()))
     return results
+
+
+def _posted_frames() -> dict[str, list[Any]]:
+    """What the handler posted through moto's @connections API, frame by frame."""
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    decoder = json.JSONDecoder()
+    posted: dict[str, list[Any]] = {}
+    for connection_id, connection in backend.connections.items():
+        text, frames, at = connection.data.decode(), [], 0
+        while at < len(text):  # moto concatenates the frames it receives
+            frame, at = decoder.raw_decode(text, at)
+            frames.append(frame)
+        if frames:
+            posted[connection_id] = frames
+    return posted
 
 
 def printable(answer: Any) -> Any:

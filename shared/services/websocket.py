@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from pydantic import ValidationError
 
@@ -25,6 +25,9 @@ from shared.domain.errors import MessagesExpired, TetherError
 from shared.domain.frames import pack_batches
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import ConnectionRecord, DeliveryCursor
+
+# Client frames are small JSON actions; API Gateway's own frame limit is 32 KB.
+MAX_CLIENT_FRAME_BYTES: Final = 4 * 1024
 
 
 class ConnectionStore(Protocol):
@@ -47,6 +50,24 @@ class ConnectionGone(TetherError):
         super().__init__("this connection is not registered (expired or never authorized)")
 
 
+class PositionAhead(TetherError):
+    """A client claims a seq the log has not reached: its state is not ours to trust."""
+
+    code = "seq_ahead"
+    title = "Seq ahead of the log"
+
+    def __init__(self, job_id: str, seq: int, head: int) -> None:
+        super().__init__(f"job {job_id}: seq {seq} is ahead of the log's head {head}")
+
+
+class FrameTooLarge(TetherError):
+    code = "frame_too_large"
+    title = "Frame too large"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"a client frame is at most {MAX_CLIENT_FRAME_BYTES} bytes; got {size}")
+
+
 @dataclass(frozen=True, slots=True)
 class WebSocketSession:
     jobs: JobService
@@ -61,6 +82,10 @@ class WebSocketSession:
 
     def receive(self, connection_id: str, body: str | None) -> list[Envelope]:
         """Handle one client frame; bad input becomes an `error` frame and changes nothing."""
+        size = len((body or "").encode())
+        if size > MAX_CLIENT_FRAME_BYTES:
+            refused = FrameTooLarge(size)
+            return [self._error(refused.code, refused.message)]
         try:
             action = CLIENT_ACTION.validate_json(body or "")
         except ValidationError as invalid:
@@ -92,7 +117,10 @@ class WebSocketSession:
         principal = connection.principal
         principal.authorize(Scope.JOBS_READ, action.job_id)
         ref = JobRef(principal.tenant_id, action.job_id)
-        self.jobs.get(ref)  # 404 before registering anything
+        job = self.jobs.get(ref)  # 404 before registering anything
+        same_generation = action.epoch is None or action.epoch == job.epoch
+        if action.since is not None and same_generation and action.since > job.seq:
+            raise PositionAhead(action.job_id, action.since, job.seq)
         now = self.clock.now()
         self.connections.subscribe(connection, action.job_id, now)
         since, epoch = action.since, action.epoch
@@ -111,7 +139,7 @@ class WebSocketSession:
                 replayed=0,
             )
             resync = Envelope(type=MessageType.RESYNC, job_id=action.job_id, ts=now, data=snapshot)
-            return [self._subscribed(reply), resync]
+            return [self._subscribed(reply, now), resync]
         reply = SubscribedData(
             job_id=action.job_id,
             seq=log.seq,
@@ -119,14 +147,15 @@ class WebSocketSession:
             recovered=True,
             replayed=len(log.messages),
         )
-        return [self._subscribed(reply), *pack_batches(action.job_id, log.messages, now)]
+        return [self._subscribed(reply, now), *pack_batches(action.job_id, log.messages, now)]
 
     def ack(self, connection: ConnectionRecord, action: Ack) -> None:
         principal = connection.principal
         principal.authorize(Scope.JOBS_READ, action.job_id)
         job = self.jobs.get(JobRef(principal.tenant_id, action.job_id))
-        seq = min(action.seq, job.seq)  # never acknowledge what was not yet written
-        cursor = DeliveryCursor(seq=seq, epoch=job.epoch)
+        if action.seq > job.seq:
+            raise PositionAhead(action.job_id, action.seq, job.seq)
+        cursor = DeliveryCursor(seq=action.seq, epoch=job.epoch)
         self.connections.advance_cursor(
             principal.tenant_id, principal.subject, action.job_id, cursor, self.clock.now()
         )
@@ -136,11 +165,11 @@ class WebSocketSession:
         principal.authorize(Scope.JOBS_WRITE, action.job_id)
         self.jobs.request_cancel(JobRef(principal.tenant_id, action.job_id))
 
-    def _subscribed(self, reply: SubscribedData) -> Envelope:
+    def _subscribed(self, reply: SubscribedData, now: datetime) -> Envelope:
         return Envelope(
             type=MessageType.SUBSCRIBED,
             job_id=reply.job_id,
-            ts=self.clock.now(),
+            ts=now,
             data=reply.model_dump(mode="json"),
         )
 

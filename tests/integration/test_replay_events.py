@@ -51,9 +51,27 @@ def test_sample_replays_green(path: Path) -> None:
 
 
 def test_tether_replay_prints_each_answer(capsys: pytest.CaptureFixture[str]) -> None:
-    chosen = [str(p) for p in EVENTS if p.name in {"http_get_job.json", "ws_connect.json"}]
+    chosen = [str(p) for p in EVENTS if p.name in {"http_get_job.json", "ws_subscribe.json"}]
     assert main(["replay", *chosen]) == 0
     out = capsys.readouterr().out
     assert "-> http_api" in out
     assert "-> ws_handler" in out
     assert '"statusCode": 200' in out
+    assert "frames posted to connection" in out  # what the client would have received
+    assert '"type": "subscribed"' in out
+
+
+def test_websocket_samples_post_the_frames_a_client_expects() -> None:
+    by_name = {p.name: p for p in EVENTS}
+    expected = {
+        "ws_subscribe.json": ["subscribed", "batch"],
+        "ws_ping.json": ["pong"],
+        "ws_default_unknown_action.json": ["error"],
+        "ws_ack.json": [],
+        "ws_cancel.json": [],
+        "ws_unsubscribe.json": [],
+    }
+    for name, types in expected.items():
+        (result,) = replay([by_name[name]])
+        frames = [frame for sent in result.posted.values() for frame in sent]
+        assert [frame["type"] for frame in frames] == types, name

@@ -213,3 +213,36 @@ def test_cancel_over_the_socket_and_unsubscribe(
     clock.advance(hours=3)
     session.connect("c2", ALICE)
     assert connections.get("c2", clock.now() + timedelta(hours=3)) is None  # expired connection
+
+
+def test_positions_ahead_of_the_log_and_oversized_frames_are_refused_not_fatal(
+    session: WebSocketSession, service: JobService, clock: ManualClock
+) -> None:
+    # Given a job whose log ends at seq 3
+    job = _running_job(service, clock, progress=1)
+    session.connect("c1", ALICE)
+    intruder_job = service.create_job(JobRequest(type="demo"), tenant_id="globex", owner_id="m")
+
+    # When the client sends positions the log has not reached, a huge frame, another
+    # tenant's job id
+    refusals = {
+        "since": _send(session, "c1", action="subscribe", jobId=job.job_id, since=9),
+        "ack": _send(session, "c1", action="ack", jobId=job.job_id, seq=4),
+        "huge": session.receive("c1", json.dumps({"action": "ping", "pad": "x" * 5000})),
+        "tenant": _send(session, "c1", action="subscribe", jobId=intruder_job.job_id),
+    }
+
+    # Then each gets one error frame with a clear code, and the connection still works
+    codes = {name: [f.data["code"] for f in frames] for name, frames in refusals.items()}
+    assert codes == {
+        "since": ["seq_ahead"],
+        "ack": ["seq_ahead"],
+        "huge": ["frame_too_large"],
+        "tenant": ["job_not_found"],
+    }
+    assert [f.type for f in _send(session, "c1", action="ping")] == [MessageType.PONG]
+    frames = _send(session, "c1", action="subscribe", jobId=job.job_id, since=3)
+    assert frames[0].data["recovered"] is True
+    # a `since` from another generation is not "ahead": it is a resync
+    frames = _send(session, "c1", action="subscribe", jobId=job.job_id, since=9, epoch="old")
+    assert [f.type for f in frames] == [MessageType.SUBSCRIBED, MessageType.RESYNC]
