@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-import boto3
-from moto import mock_aws
-
-from infra.local import moto_patches
-from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_connections import DynamoConnectionStore
-from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
-from shared.adapters.dynamo_tables import create_tables
 from shared.domain.auth import Principal, Scope
-from shared.domain.clock import ManualClock, SequentialIds
 from shared.domain.frames import FRAME_LIMIT_BYTES
 from shared.domain.models import JobRequest, ProgressDelta
-from shared.services.jobs import JobRef, JobService
+from shared.services.jobs import JobRef
 from shared.services.websocket import WebSocketSession
-from shared.wiring import AWS_CONFIG
 from tests.bench.store_costs import RequestCounter
+from tests.bench.world import bench_world
 
 MISSED = 1000
 
@@ -47,22 +38,12 @@ class ReplayCost:
 
 
 def measure_replay(missed: int = MISSED) -> ReplayCost:
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto_patches.install()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1", config=AWS_CONFIG)
-        names = create_tables(client, "replay")
-        clock = ManualClock()
-        store = DynamoJobStore(
-            client, TableNames(names["jobs"], names["messages"]), CursorCodec(b"r" * 32)
-        )
-        jobs = JobService(
-            store, clock=clock, ids=SequentialIds(), progress_min_interval=timedelta()
-        )
+    with bench_world("replay", progress_min_interval=timedelta()) as world:
+        client, clock, jobs = world.client, world.clock, world.jobs
         session = WebSocketSession(
-            jobs=jobs, connections=DynamoConnectionStore(client, names["connections"]), clock=clock
+            jobs=jobs,
+            connections=DynamoConnectionStore(client, world.tables["connections"]),
+            clock=clock,
         )
         job = jobs.create_job(JobRequest(type="demo"), tenant_id="t", owner_id="u")
         ref = JobRef("t", job.job_id)

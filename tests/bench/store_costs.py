@@ -8,7 +8,6 @@ operations were used. The integration test `test_request_costs` asserts the same
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,17 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from moto import mock_aws
-
-from infra.local import moto_patches
-from shared.adapters.cursor import CursorCodec
-from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
-from shared.adapters.dynamo_tables import create_tables
-from shared.domain.clock import ManualClock, SequentialIds
 from shared.domain.models import JobRequest, ProgressDelta
-from shared.services.jobs import JobRef, JobService
-from shared.wiring import AWS_CONFIG
+from shared.services.jobs import JobRef
+from tests.bench.world import bench_world
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -68,20 +59,8 @@ class Cost:
 
 def measure_costs() -> list[Cost]:
     """Each operation of a job's life, once, with the requests it sent."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto_patches.install()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1", config=AWS_CONFIG)
-        names = create_tables(client, "bench")
-        clock = ManualClock()
-        store = DynamoJobStore(
-            client, TableNames(names["jobs"], names["messages"]), CursorCodec(b"b" * 32)
-        )
-        service = JobService(
-            store, clock=clock, ids=SequentialIds(), progress_min_interval=timedelta(seconds=1)
-        )
+    with bench_world("bench", progress_min_interval=timedelta(seconds=1)) as world:
+        client, clock, service = world.client, world.clock, world.jobs
         counter = RequestCounter(client)
         costs: list[Cost] = []
 
