@@ -66,3 +66,10 @@ METRICS_NAMESPACE: Final = "Tether"
 # stage's management endpoint, https://{apiId}.execute-api.{region}.amazonaws.com/{stage};
 # locally the gateway emulator's URL.
 ENV_WEBSOCKET_MANAGEMENT_URL: Final = "TETHER_WEBSOCKET_MANAGEMENT_URL"
+
+# JobRunner (DESIGN §2, §8): the state machine the launcher starts and how many items one
+# ProcessBatch task handles. 100 keeps a 10,000-item job at ~200 state transitions and a batch
+# far below Lambda's 15 minutes for any built-in job type.
+ENV_STATE_MACHINE_ARN: Final = "TETHER_STATE_MACHINE_ARN"
+ENV_BATCH_SIZE: Final = "TETHER_BATCH_SIZE"
+DEFAULT_BATCH_SIZE: Final = 100

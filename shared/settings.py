@@ -42,6 +42,10 @@ class TetherSettings(BaseSettings):
         default=None, alias=c.ENV_WEBSOCKET_MANAGEMENT_URL, pattern=r"^https?://"
     )
     aws_endpoint_url: str | None = Field(default=None, alias=c.ENV_AWS_ENDPOINT_URL)
+    state_machine_arn: str | None = Field(
+        default=None, alias=c.ENV_STATE_MACHINE_ARN, pattern=r"^arn:"
+    )
+    batch_size: int = Field(default=c.DEFAULT_BATCH_SIZE, ge=1, le=10_000, alias=c.ENV_BATCH_SIZE)
 
     @model_validator(mode="after")
     def _one_cursor_secret(self) -> Self:

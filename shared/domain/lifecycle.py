@@ -15,6 +15,8 @@ from shared.domain.clock import IdFactory
 from shared.domain.envelope import Envelope, MessageType, ProgressData, StatusData
 from shared.domain.errors import IllegalTransition
 from shared.domain.models import (
+    MAX_RECORDED_ATTEMPTS,
+    Attempt,
     Counters,
     JobError,
     JobRecord,
@@ -165,6 +167,50 @@ def mark_paused(job: JobRecord, now: datetime) -> JobChange:
     return transition(job, JobStatus.PAUSED, now, action="pause")
 
 
+def pause_for_resume(job: JobRecord, now: datetime, *, task_token: str) -> JobChange | None:
+    """Park a running job whose pause was requested, keeping the token resume sends back.
+
+    None when the request is gone (resumed or cancelled meanwhile): the caller must release
+    the waiting execution itself, nobody else holds its token.
+    """
+    if job.status is not JobStatus.RUNNING or not job.pause_requested or job.cancel_requested:
+        return None
+    return transition(job, JobStatus.PAUSED, now, action="pause", task_token=task_token)
+
+
+def commit_batch(
+    job: JobRecord,
+    *,
+    from_cursor: int,
+    to_cursor: int,
+    delta: ProgressDelta,
+    now: datetime,
+    min_interval: timedelta,
+) -> JobChange | None:
+    """Count one batch, once: None when the cursor moved on (a retried or duplicated batch)."""
+    if job.cursor != from_cursor:
+        return None
+    if to_cursor < from_cursor:
+        raise ValueError(f"a batch cannot move the cursor back ({from_cursor} -> {to_cursor})")
+    change = report_progress(job, delta, now, min_interval=min_interval)
+    return JobChange(change.job.model_copy(update={"cursor": to_cursor}), change.messages)
+
+
+def record_attempt(
+    job: JobRecord, now: datetime, *, error: JobError, wait_ms: int | None
+) -> JobChange:
+    """Add a failed try of the batch at the job's cursor to its visible attempt history."""
+    attempt = Attempt(
+        attempt=job.failures_at(job.cursor) + 1,
+        cursor=job.cursor,
+        error=error,
+        wait_ms=wait_ms,
+        at=now,
+    )
+    attempts = [*job.attempts, attempt][-MAX_RECORDED_ATTEMPTS:]
+    return _Draft(job, now).finish(attempts=attempts)
+
+
 def report_progress(
     job: JobRecord, delta: ProgressDelta, now: datetime, *, min_interval: timedelta
 ) -> JobChange:
@@ -220,7 +266,9 @@ def request_pause(job: JobRecord, now: datetime) -> JobChange | None:
 
 def resume(job: JobRecord, now: datetime) -> JobChange | None:
     if job.status is JobStatus.PAUSED:
-        return transition(job, JobStatus.RUNNING, now, action="resume", pause_requested=False)
+        return transition(
+            job, JobStatus.RUNNING, now, action="resume", pause_requested=False, task_token=None
+        )
     if job.status is JobStatus.RUNNING:
         if not job.pause_requested:
             return None

@@ -128,6 +128,19 @@ class JobError(TetherModel):
     message: str = Field(max_length=2048)
 
 
+MAX_RECORDED_ATTEMPTS: Final = 50  # newest kept; more than any maxRetries + 1 at one cursor
+
+
+class Attempt(TetherModel):
+    """One failed try of a batch (DESIGN §8): what failed, and how long the runner waits."""
+
+    attempt: int = Field(ge=1, description="1 for the first try of the batch at this cursor")
+    cursor: int = Field(ge=0, description="items done when the failed batch started")
+    error: JobError
+    wait_ms: int | None = Field(default=None, ge=0, description="backoff before the next try")
+    at: AwareDatetime
+
+
 class JobSchedule(TetherModel):
     """When a job runs later (`scheduledFor`) or which recurring schedule started it."""
 
@@ -182,10 +195,21 @@ class JobState(TetherModel):
     updated_at: AwareDatetime
     finished_at: AwareDatetime | None = None
     execution_arn: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    def failures_at(self, cursor: int) -> int:
+        """How many tries of the batch starting at `cursor` have failed so far."""
+        return sum(1 for attempt in self.attempts if attempt.cursor == cursor)
+
+    def timed_out(self, now: datetime) -> bool:
+        """Past `timeoutSeconds` since the job started running (paused time counts)."""
+        if self.timeout_seconds is None or self.started_at is None:
+            return False
+        return (now - self.started_at).total_seconds() >= self.timeout_seconds
 
 
 class JobRecord(JobState):
@@ -195,6 +219,9 @@ class JobRecord(JobState):
     version: int = Field(default=1, ge=0)
     last_progress_at: AwareDatetime | None = None
     progress_pending: bool = False
+    # The runner's batch cursor (items done) and the token a paused execution waits on.
+    cursor: int = Field(default=0, ge=0)
+    task_token: str | None = None
 
     def state(self) -> JobState:
         return JobState.model_validate(

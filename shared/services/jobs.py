@@ -188,6 +188,54 @@ class JobService:
     def mark_paused(self, ref: JobRef, *, current: JobRecord | None = None) -> JobRecord:
         return self._mutate(ref, lambda job: lifecycle.mark_paused(job, self._clock.now()), current)
 
+    def commit_batch(
+        self,
+        ref: JobRef,
+        *,
+        from_cursor: int,
+        to_cursor: int,
+        delta: ProgressDelta,
+        current: JobRecord | None = None,
+    ) -> JobRecord:
+        """Count a batch if the cursor is still `from_cursor`; else the record as it stands."""
+        return self._mutate(
+            ref,
+            lambda job: lifecycle.commit_batch(
+                job,
+                from_cursor=from_cursor,
+                to_cursor=to_cursor,
+                delta=delta,
+                now=self._clock.now(),
+                min_interval=self._progress_min_interval,
+            ),
+            current,
+        )
+
+    def record_attempt(
+        self,
+        ref: JobRef,
+        error: JobError,
+        *,
+        wait_ms: int | None,
+        current: JobRecord | None = None,
+    ) -> JobRecord:
+        return self._mutate(
+            ref,
+            lambda job: lifecycle.record_attempt(
+                job, self._clock.now(), error=error, wait_ms=wait_ms
+            ),
+            current,
+        )
+
+    def pause_for_resume(
+        self, ref: JobRef, task_token: str, *, current: JobRecord | None = None
+    ) -> JobRecord:
+        return self._mutate(
+            ref,
+            lambda job: lifecycle.pause_for_resume(job, self._clock.now(), task_token=task_token),
+            current,
+        )
+
     # -- control (called by clients) --------------------------------------------------------
 
     def request_cancel(self, ref: JobRef) -> JobRecord:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.domain.auth import Principal
 from shared.domain.envelope import Envelope
@@ -102,4 +102,16 @@ class PostOutcome(StrEnum):
 class ConnectionPoster(Protocol):
     def post(self, connection_id: str, data: bytes) -> PostOutcome:
         """Send one frame; GONE when the connection no longer exists. Raises on other errors."""
+        ...
+
+
+class ExecutionGateway(Protocol):
+    """The JobRunner's executions (Step Functions): start one, release a waiting task."""
+
+    def start(self, name: str, run_input: dict[str, Any]) -> str:
+        """Start an execution named `name` (idempotent on the name); its ARN."""
+        ...
+
+    def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
+        """Release the task waiting on `task_token`; False when it waits no longer."""
         ...

@@ -1,0 +1,101 @@
+"""JobRunner task Lambdas: one handler per task state of `shared.runner.definition`.
+
+Thin: Powertools wires logging (correlation id = jobId), tracing and metrics; each handler
+parses its input into a pydantic model, calls one `JobRunner` use case and returns the next
+`RunState` for the state machine's `Control` choice. Errors are raised, not caught: Step
+Functions sees their type and routes them to `RecordFailure`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
+
+from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
+from shared.runner.state import RunState, TaskFailure
+from shared.runner_wiring import RunnerContext, runner_context
+from shared.services.jobs import JobRef
+
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+class PrepareInput(RunState):
+    execution_arn: str | None = None
+
+
+class FailedTaskInput(RunState):
+    failure: TaskFailure = Field(default_factory=TaskFailure)
+
+
+class FinalizeInput(RunState):
+    failure: TaskFailure | None = None  # set when reached through a Catch
+
+
+class AwaitResumeInput(RunState):
+    task_token: str = Field(min_length=1)
+
+
+@functools.cache
+def context() -> RunnerContext:
+    """Built at the first invocation of a cold start, from the environment."""
+    return runner_context()
+
+
+def _ref(state: RunState) -> JobRef:
+    logger.set_correlation_id(state.job_id)
+    return JobRef(state.tenant_id, state.job_id)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def prepare(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
+    request = PrepareInput.model_validate(event)
+    return context().runner.prepare(_ref(request), execution_arn=request.execution_arn).to_json()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def process(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
+    state = RunState.model_validate(event)
+    decision = context().runner.process(_ref(state), state.cursor)
+    metrics.add_metric(name="BatchesRun", unit=MetricUnit.Count, value=1)
+    return decision.to_json()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def record_failure(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
+    request = FailedTaskInput.model_validate(event)
+    decision = context().runner.record_failure(_ref(request), request.failure)
+    logger.warning("batch failed", extra={"failure": request.failure.Error, "next": decision.next})
+    metrics.add_metric(name="BatchFailures", unit=MetricUnit.Count, value=1)
+    return decision.to_json()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def await_resume(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
+    request = AwaitResumeInput.model_validate(event)
+    parked = context().runner.await_resume(_ref(request), request.task_token)
+    return {"parked": parked}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def finalize(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
+    request = FinalizeInput.model_validate(event)
+    job = context().runner.finalize(
+        _ref(request), request.outcome, request.error, failure=request.failure
+    )
+    metrics.add_metric(name="JobsFinished", unit=MetricUnit.Count, value=1)
+    return {"tenantId": job.tenant_id, "jobId": job.job_id, "status": job.status.value}

@@ -1,0 +1,61 @@
+"""The JobRunner's executions on Step Functions: start one per job run, release paused tasks.
+
+Executions are named after the job (and a generation, for later re-runs), so starting the same
+job twice finds the first execution instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_NAME: Final = 80
+# Answers meaning the token's task no longer waits: resumed already, timed out, or stopped.
+_GONE_TOKEN_ERRORS: Final = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+
+
+def execution_name(job_id: str, generation: int = 0) -> str:
+    """A valid, deterministic execution name for one run of a job."""
+    safe = _NAME_UNSAFE.sub("_", job_id)
+    suffix = f"-g{generation}"
+    return safe[: _MAX_NAME - len(suffix)] + suffix
+
+
+class StepFunctionsExecutions:
+    """`shared.services.ports.ExecutionGateway` on AWS Step Functions."""
+
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        # `client` is a boto3 "stepfunctions" client (no type stubs for it in the project).
+        self._client = client
+        self._state_machine_arn = state_machine_arn
+
+    def start(self, name: str, run_input: dict[str, Any]) -> str:
+        try:
+            answer = self._client.start_execution(
+                stateMachineArn=self._state_machine_arn,
+                name=name,
+                input=json.dumps(run_input, separators=(",", ":")),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            return self._execution_arn(name)
+        return str(answer["executionArn"])
+
+    def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
+        try:
+            self._client.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _GONE_TOKEN_ERRORS:
+                return False
+            raise
+        return True
+
+    def _execution_arn(self, name: str) -> str:
+        # arn:aws:states:region:account:stateMachine:NAME → ...:execution:NAME:execution-name
+        prefix, machine = self._state_machine_arn.rsplit(":stateMachine:", 1)
+        return f"{prefix}:execution:{machine}:{name}"

@@ -1,0 +1,57 @@
+"""What a job type is: it counts its items (`prepare`) and processes one batch from a cursor.
+
+Pure domain code: no AWS, no clock. A type reports a batch it could not finish by raising
+`TransientJobError` (worth retrying with the job's retry policy) or `PermanentJobError` (the
+job fails); items that are merely bad are counted as `failed` in the outcome, not raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class JobTypeError(Exception):
+    """A batch could not be processed; `code` becomes the job's `error.code`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        # The Lambda runtime reports only the type and str(exc): keep the code in the text.
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TransientJobError(JobTypeError):
+    """Retry the batch after the job's backoff."""
+
+
+class PermanentJobError(JobTypeError):
+    """Retrying cannot help: the job fails with this error."""
+
+
+class UnknownJobType(PermanentJobError):
+    def __init__(self, name: str) -> None:
+        super().__init__("unknown_job_type", f"no job type is registered as {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    succeeded: int
+    failed: int
+    skipped: int
+    next_cursor: int
+    done: bool
+
+
+class JobType(Protocol):
+    name: str
+
+    def prepare(self, params: dict[str, Any]) -> int:
+        """How many items the job has; PermanentJobError when the params cannot work."""
+        ...
+
+    def process(
+        self, params: dict[str, Any], cursor: int, batch_size: int, *, attempt: int = 1
+    ) -> BatchOutcome:
+        """Process up to `batch_size` items from `cursor`; `attempt` counts tries of this batch."""
+        ...

@@ -1,0 +1,116 @@
+"""The JobRunner state machine (DESIGN §2): one Standard definition, built once in Python.
+
+CDK renders it with `DefinitionBody.from_string(json.dumps(job_runner_definition(arns)))` and
+the local stack hands moto the same dict, so the two cannot drift. It is parameterised only by
+the task Lambdas' ARNs.
+
+Shape: `Prepare` → `Control` → { `ProcessBatch` → `Control` }* → `Finalize`. `ProcessBatch`
+checks the job's control flags (cancel, pause, timeout) itself before it processes one batch,
+and says in `next` whether to loop, pause or finish: a batch costs two state transitions
+(the task and the choice) and control requests cost nothing until they are made. Branches
+leave the loop only when needed: `AwaitResume` parks a paused job on `.waitForTaskToken`
+until resume sends the token back; a failed task goes to `RecordFailure`, which records the
+attempt on the job and picks a `Backoff` (a `Wait` with the job's own computed delay in
+`$.waitSeconds`) or `Finalize` with the last error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from shared.runner.state import Next
+
+PREPARE: Final = "prepare"
+PROCESS: Final = "process"
+RECORD_FAILURE: Final = "record_failure"
+AWAIT_RESUME: Final = "await_resume"
+FINALIZE: Final = "finalize"
+TASK_STEPS: Final = (PREPARE, PROCESS, RECORD_FAILURE, AWAIT_RESUME, FINALIZE)
+
+# Errors of the Lambda service itself (not of our code) are retried by Step Functions, as
+# AWS recommends for every Lambda task; our own failures go through RecordFailure instead.
+_LAMBDA_SERVICE_RETRY: Final = {
+    "ErrorEquals": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ],
+    "IntervalSeconds": 1,
+    "MaxAttempts": 3,
+    "BackoffRate": 2.0,
+}
+
+
+def _catch(target: str) -> list[dict[str, Any]]:
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": target}]
+
+
+def _task(arn: str, *, then: str | None, catch_to: str | None) -> dict[str, Any]:
+    state: dict[str, Any] = {"Type": "Task", "Resource": arn, "Retry": [_LAMBDA_SERVICE_RETRY]}
+    if then is None:
+        state["End"] = True
+    else:
+        state["Next"] = then
+    if catch_to is not None:
+        state["Catch"] = _catch(catch_to)
+    return state
+
+
+def _route(value: Next, target: str) -> dict[str, Any]:
+    return {"Variable": "$.next", "StringEquals": value.value, "Next": target}
+
+
+def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
+    """The ASL document; `task_arns` maps each of TASK_STEPS to its Lambda function ARN."""
+    missing = [step for step in TASK_STEPS if step not in task_arns]
+    if missing:
+        raise ValueError(f"no Lambda ARN for task step(s): {', '.join(missing)}")
+    arn = task_arns
+    return {
+        "Comment": "Tether JobRunner: prepare, process batches under control, finalize",
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {
+                **_task(arn[PREPARE], then="Control", catch_to="RecordFailure"),
+                "Parameters": {
+                    "tenantId.$": "$.tenantId",
+                    "jobId.$": "$.jobId",
+                    "executionArn.$": "$$.Execution.Id",
+                },
+            },
+            "Control": {
+                "Type": "Choice",
+                "Choices": [
+                    _route(Next.PROCESS, "ProcessBatch"),
+                    _route(Next.PAUSE, "AwaitResume"),
+                    _route(Next.RETRY, "Backoff"),
+                    _route(Next.RETRY_PREPARE, "BackoffPrepare"),
+                ],
+                "Default": "Finalize",
+            },
+            "ProcessBatch": _task(arn[PROCESS], then="Control", catch_to="RecordFailure"),
+            "RecordFailure": _task(arn[RECORD_FAILURE], then="Control", catch_to="Finalize"),
+            "Backoff": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "ProcessBatch"},
+            "BackoffPrepare": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "Prepare"},
+            "AwaitResume": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {
+                    "FunctionName": arn[AWAIT_RESUME],
+                    "Payload": {
+                        "tenantId.$": "$.tenantId",
+                        "jobId.$": "$.jobId",
+                        "cursor.$": "$.cursor",
+                        "taskToken.$": "$$.Task.Token",
+                    },
+                },
+                "ResultPath": None,  # resume's output is not needed: the job item is the truth
+                "Retry": [_LAMBDA_SERVICE_RETRY],
+                "Catch": _catch("RecordFailure"),
+                "Next": "ProcessBatch",
+            },
+            "Finalize": _task(arn[FINALIZE], then=None, catch_to=None),
+        },
+    }

@@ -1,0 +1,65 @@
+"""The data a JobRunner execution carries from state to state (its `$`), as one model.
+
+Every task returns a whole `RunState`; the definition's `Control` choice routes on `next`.
+Tasks ignore what they do not know (`failure`, added by a Catch), so the same model parses
+every task's input.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.domain.models import Identifier, JobError
+
+
+class Next(StrEnum):
+    """Where `Control` sends the execution after a task."""
+
+    PROCESS = "process"
+    PAUSE = "pause"
+    RETRY = "retry"
+    RETRY_PREPARE = "retry_prepare"
+    FINALIZE = "finalize"
+
+
+class Outcome(StrEnum):
+    """How `Finalize` ends the job; `none` when it already ended (nothing to write)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    NONE = "none"
+
+
+class RunState(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    tenant_id: Identifier
+    job_id: Identifier
+    cursor: int = Field(default=0, ge=0)
+    next: Next = Next.PROCESS
+    outcome: Outcome | None = None
+    error: JobError | None = None
+    wait_seconds: int | None = Field(default=None, ge=0)
+
+    def to_json(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class TaskFailure(BaseModel):
+    """What a Catch puts at `$.failure`: the error name and its cause (Lambda's error JSON)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    Error: str = "States.TaskFailed"
+    Cause: str | None = None

@@ -1,0 +1,53 @@
+"""Builds the JobRunner's use cases from settings, once per cold start of a task Lambda."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+
+from shared.adapters.stepfunctions import StepFunctionsExecutions
+from shared.domain.clock import Clock, IdFactory, SystemClock
+from shared.services.ports import ExecutionGateway
+from shared.services.runner import JobRunner
+from shared.settings import TetherSettings
+from shared.wiring import AWS_CONFIG, dynamodb_client, job_service, load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerContext:
+    runner: JobRunner
+
+
+def step_functions_executions(settings: TetherSettings) -> ExecutionGateway | None:
+    """The gateway to the JobRunner's executions; None when no state machine is configured."""
+    if settings.state_machine_arn is None:
+        return None
+    client = boto3.client(
+        "stepfunctions", endpoint_url=settings.aws_endpoint_url, config=AWS_CONFIG
+    )
+    return StepFunctionsExecutions(client, settings.state_machine_arn)
+
+
+def runner_context(
+    settings: TetherSettings | None = None,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    executions: ExecutionGateway | None = None,
+) -> RunnerContext:
+    settings = load_settings(settings)
+    clock = clock or SystemClock()
+    jobs = job_service(settings, client=client or dynamodb_client(settings), clock=clock, ids=ids)
+    runner = JobRunner(
+        jobs,
+        clock=clock,
+        executions=executions or step_functions_executions(settings),
+        batch_size=settings.batch_size,
+    )
+    return RunnerContext(runner=runner)

@@ -1,0 +1,226 @@
+"""JobRunner use cases: what each task of the state machine does to a job (DESIGN §2, §8).
+
+One method per task of `shared.runner.definition`. Each reads the job, decides, writes through
+`JobService` (so every change goes through the store's optimistic transactions) and returns the
+`RunState` the definition routes on. Every task is safe to run twice: batches are committed on
+the condition that the cursor has not moved, and terminal jobs are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from shared.domain.clock import Clock
+from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
+from shared.jobs.base import JobType, PermanentJobError, UnknownJobType
+from shared.jobs.registry import JOB_TYPES, job_type
+from shared.runner.state import Next, Outcome, RunState, TaskFailure
+from shared.services.jobs import JobRef, JobService
+from shared.services.ports import ExecutionGateway
+
+TIMEOUT_ERROR_CODE: Final = "timeout"
+_PERMANENT_ERROR_TYPES: Final = frozenset({PermanentJobError.__name__, UnknownJobType.__name__})
+_CODED_MESSAGE: Final = re.compile(r"^([a-z][a-z0-9_]{0,63}): (.*)$", re.DOTALL)
+_MAX_ERROR_MESSAGE: Final = 2048
+
+
+class JobRunner:
+    def __init__(
+        self,
+        jobs: JobService,
+        *,
+        clock: Clock,
+        executions: ExecutionGateway | None,
+        batch_size: int,
+        types: Mapping[str, JobType] = JOB_TYPES,
+    ) -> None:
+        self._jobs = jobs
+        self._clock = clock
+        self._executions = executions
+        self._batch_size = batch_size
+        self._types = types
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def prepare(self, ref: JobRef, *, execution_arn: str | None = None) -> RunState:
+        """Count the items and start the job; a second run of a started job just continues."""
+        job = self._jobs.get(ref)
+        if job.status is JobStatus.QUEUED:
+            total = job_type(job.type, self._types).prepare(job.params)
+            job = self._jobs.start(ref, total=total, execution_arn=execution_arn, current=job)
+        return self._control(job) or self._after_batch(job, done=None)
+
+    def process(self, ref: JobRef, cursor: int) -> RunState:
+        """Honour cancel, timeout and pause; else process one batch from `cursor`, once."""
+        job = self._jobs.get(ref)
+        decision = self._control(job)
+        if decision is not None:
+            return decision
+        if job.cursor != cursor or job.cursor >= job.counters.total:
+            return self._after_batch(job, done=None)  # a duplicate: report what was committed
+        kind = job_type(job.type, self._types)
+        outcome = kind.process(
+            job.params, cursor, self._batch_size, attempt=job.failures_at(cursor) + 1
+        )
+        delta = ProgressDelta(
+            succeeded=outcome.succeeded, failed=outcome.failed, skipped=outcome.skipped
+        )
+        committed = self._jobs.commit_batch(
+            ref, from_cursor=cursor, to_cursor=outcome.next_cursor, delta=delta, current=job
+        )
+        ours = committed.cursor == outcome.next_cursor
+        return self._after_batch(committed, done=outcome.done if ours else None)
+
+    def record_failure(self, ref: JobRef, failure: TaskFailure) -> RunState:
+        """Record a failed try; pick the job's backoff, or finish failed with the last error."""
+        job = self._jobs.get(ref)
+        if job.is_terminal:
+            return self._state(job, Next.FINALIZE, Outcome.NONE)
+        error, permanent = describe_failure(failure)
+        failures = job.failures_at(job.cursor)
+        retry = not permanent and failures < job.retry.max_retries
+        wait_ms = job.retry.backoff_ms(failures) if retry else None
+        job = self._jobs.record_attempt(ref, error, wait_ms=wait_ms, current=job)
+        if wait_ms is None:
+            return self._state(job, Next.FINALIZE, Outcome.FAILED, error=error)
+        again = Next.RETRY_PREPARE if job.status is JobStatus.QUEUED else Next.RETRY
+        # Wait takes whole seconds: round up so a retry never comes earlier than the policy says.
+        return self._state(job, again, wait_seconds=math.ceil(wait_ms / 1000))
+
+    def await_resume(self, ref: JobRef, task_token: str) -> bool:
+        """Park the job as paused with the token resume sends back; False if not parked.
+
+        When the pause request is gone by now (resumed or cancelled meanwhile) nobody else will
+        ever send this token, so the execution is released here and goes on at once.
+        """
+        job = self._jobs.pause_for_resume(ref, task_token)
+        if job.status is JobStatus.PAUSED and job.task_token == task_token:
+            return True
+        self._release(task_token)
+        return False
+
+    def finalize(
+        self,
+        ref: JobRef,
+        outcome: Outcome | None,
+        error: JobError | None = None,
+        *,
+        failure: TaskFailure | None = None,
+    ) -> JobRecord:
+        """End the job as decided; without a decision (a Catch got here) fail with `failure`."""
+        if outcome is None:
+            outcome = Outcome.FAILED
+            if error is None and failure is not None:
+                error = describe_failure(failure)[0]
+        job = self._jobs.get(ref)
+        if job.is_terminal or outcome is Outcome.NONE:
+            return job
+        if outcome is Outcome.COMPLETED:
+            result = {"counters": job.counters.model_dump(mode="json")}
+            return self._jobs.complete(ref, result, current=job)
+        if outcome is Outcome.CANCELLED:
+            return self._jobs.finish_cancelled(ref, current=job)
+        reason = error or JobError(code="runner_failed", message="the job runner failed")
+        return self._jobs.fail(ref, reason, current=job)
+
+    # -- control from outside ---------------------------------------------------------------
+
+    def start_execution(self, ref: JobRef, name: str) -> str:
+        """Start the JobRunner for a job (the launcher's part; idempotent on `name`)."""
+        return self._gateway().start(name, {"tenantId": ref.tenant_id, "jobId": ref.job_id})
+
+    def resume(self, ref: JobRef) -> JobRecord:
+        """Resume a job and, if its execution is parked, send it the token it waits for."""
+        before = self._jobs.get(ref)
+        token = before.task_token if before.status is JobStatus.PAUSED else None
+        job = self._jobs.resume(ref)
+        if token is not None and job.status is JobStatus.RUNNING:
+            self._release(token)
+        return job
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def _control(self, job: JobRecord) -> RunState | None:
+        """What the control flags say before a batch; None means: go on processing."""
+        if job.is_terminal:
+            return self._state(job, Next.FINALIZE, Outcome.NONE)
+        if job.cancel_requested:
+            return self._state(job, Next.FINALIZE, Outcome.CANCELLED)
+        if job.timed_out(self._clock.now()):
+            message = f"the job ran longer than its timeoutSeconds ({job.timeout_seconds})"
+            error = JobError(code=TIMEOUT_ERROR_CODE, message=message)
+            return self._state(job, Next.FINALIZE, Outcome.FAILED, error=error)
+        if job.pause_requested or job.status is JobStatus.PAUSED:
+            return self._state(job, Next.PAUSE)
+        return None
+
+    def _after_batch(self, job: JobRecord, *, done: bool | None) -> RunState:
+        finished = job.cursor >= job.counters.total if done is None else done
+        if finished:
+            return self._state(job, Next.FINALIZE, Outcome.COMPLETED)
+        return self._state(job, Next.PROCESS)
+
+    def _state(
+        self,
+        job: JobRecord,
+        next_step: Next,
+        outcome: Outcome | None = None,
+        *,
+        error: JobError | None = None,
+        wait_seconds: int | None = None,
+    ) -> RunState:
+        return RunState(
+            tenant_id=job.tenant_id,
+            job_id=job.job_id,
+            cursor=job.cursor,
+            next=next_step,
+            outcome=outcome,
+            error=error,
+            wait_seconds=wait_seconds,
+        )
+
+    def _gateway(self) -> ExecutionGateway:
+        if self._executions is None:
+            raise RuntimeError("this runner was built without a Step Functions gateway")
+        return self._executions
+
+    def _release(self, task_token: str) -> None:
+        self._gateway().send_task_success(task_token, {"resumed": True})
+
+
+def describe_failure(failure: TaskFailure) -> tuple[JobError, bool]:
+    """The job error a failed task stands for, and whether it is permanent.
+
+    A Lambda failure's cause is the runtime's JSON (`errorType`, `errorMessage`); job types put
+    their code in front of the message (`code: message`). Anything that is not a declared
+    permanent error (Lambda timeouts, crashes, transient job errors) is worth a retry.
+    """
+    cause = _cause(failure.Cause)
+    error_type = str(cause.get("errorType") or failure.Error)
+    text = str(cause.get("errorMessage") or failure.Cause or failure.Error)
+    match = _CODED_MESSAGE.match(text)
+    code, message = (match.group(1), match.group(2)) if match else (_code_of(error_type), text)
+    error = JobError(code=code, message=message[:_MAX_ERROR_MESSAGE])
+    return error, error_type in _PERMANENT_ERROR_TYPES
+
+
+def _cause(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _code_of(error_type: str) -> str:
+    if error_type == "States.Timeout":
+        return "task_timeout"  # the Lambda timed out; "timeout" means the job's timeoutSeconds
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", error_type.replace("States.", "").replace(".", "_"))
+    code = re.sub(r"[^a-z0-9_]", "", snake.lower()).strip("_") or "task_failed"
+    return code[:64] if code[0].isalpha() else f"e_{code}"[:64]

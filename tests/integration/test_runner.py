@@ -1,0 +1,296 @@
+"""Whole JobRunner executions under moto: the shared definition on moto's interpreter, every
+Lambda task running the real handler in process (infra/local/stepfunctions.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions import runner as runner_handlers
+from infra.local import moto_patches
+from infra.local import stepfunctions as local_sfn
+from shared.adapters.dynamo_jobs import DynamoJobStore
+from shared.adapters.stepfunctions import StepFunctionsExecutions, execution_name
+from shared.domain.clock import ManualClock
+from shared.domain.models import JobRecord, JobRequest, JobStatus, RetryPolicy
+from shared.runner_wiring import RunnerContext
+from shared.services.jobs import JobRef, JobService
+from shared.services.runner import JobRunner
+from shared.wiring import AWS_CONFIG
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TENANT = "acme"
+BATCH_SIZE = 100
+ENDED = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
+CONTEXT = local_sfn.LocalLambdaContext("direct", "arn:aws:lambda:us-east-1:123456789012:function:x")
+Hook = Callable[[dict[str, Any], dict[str, Any]], object]
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[DynamoDBClient]:
+    """The conftest fixture, with moto's Step Functions interpreter switched on."""
+    moto_patches.install()
+    local_sfn.install(wait_scale=0.0)
+    with mock_aws(config=local_sfn.MOTO_CONFIG):
+        yield boto3.client("dynamodb", region_name="us-east-1", config=AWS_CONFIG)
+
+
+@dataclass
+class Stack:
+    service: JobService
+    runner: JobRunner
+    sfn: Any
+    clock: ManualClock
+    after_batch: list[Hook] = field(default_factory=list)
+    batch_calls: list[int] = field(default_factory=list)
+
+    def launch(self, params: dict[str, Any], **request: Any) -> tuple[JobRef, str]:
+        job = self.service.create_job(
+            JobRequest(type="demo", params=params, **request), tenant_id=TENANT, owner_id="u1"
+        )
+        ref = JobRef(TENANT, job.job_id)
+        return ref, self.runner.start_execution(ref, execution_name(job.job_id))
+
+    def wait(self, arn: str, *, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execution: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
+            if execution["status"] in ENDED:
+                return execution
+            time.sleep(0.01)
+        raise AssertionError(f"execution {arn} still running after {timeout} s")
+
+    def wait_for_job(self, ref: JobRef, status: JobStatus, *, timeout: float = 10.0) -> JobRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.service.get(ref)
+            if job.status is status:
+                return job
+            time.sleep(0.01)
+        raise AssertionError(f"job {ref.job_id} never became {status.value}")
+
+    def states_entered(self, arn: str) -> list[str]:
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for page in pages
+            for event in page["events"]
+            if event["type"].endswith("StateEntered")
+        ]
+
+    def log_seqs(self, ref: JobRef) -> list[int | None]:
+        return [m.seq for m in self.service.messages_after(ref, 0, limit=100).messages]
+
+
+@pytest.fixture
+def stack(
+    dynamodb: DynamoDBClient,
+    service: JobService,
+    store: DynamoJobStore,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Stack:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    holder: dict[str, str] = {}
+
+    class LateExecutions(StepFunctionsExecutions):
+        """The state machine ARN exists only after deployment, which needs the handlers."""
+
+        def __init__(self) -> None:
+            super().__init__(sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:pending")
+
+        def start(self, name: str, run_input: dict[str, Any]) -> str:
+            self._state_machine_arn = holder["arn"]
+            return super().start(name, run_input)
+
+    runner = JobRunner(service, clock=clock, executions=LateExecutions(), batch_size=BATCH_SIZE)
+    built = Stack(service=service, runner=runner, sfn=sfn, clock=clock)
+    monkeypatch.setattr(runner_handlers, "context", lambda: RunnerContext(runner=runner))
+
+    def process(event: dict[str, Any], context: Any) -> Any:
+        built.batch_calls.append(int(event.get("cursor", 0)))
+        answer = runner_handlers.process(event, context)
+        for hook in list(built.after_batch):
+            hook(event, answer)
+        return answer
+
+    handlers = {**local_sfn.runner_handlers(), "process": process}
+    holder["arn"] = local_sfn.deploy_job_runner(
+        lambda_client=boto3.client("lambda", region_name="us-east-1"),
+        iam_client=boto3.client("iam", region_name="us-east-1"),
+        sfn_client=sfn,
+        handlers=handlers,
+    )
+    local_sfn.clear_waits()
+    return built
+
+
+def test_a_thousand_item_job_completes_with_exact_counters_and_a_gap_free_log(
+    stack: Stack,
+) -> None:
+    # Given a clock that moves a second per batch, so every batch announces its progress
+    stack.after_batch.append(lambda _event, _answer: stack.clock.advance(seconds=1))
+    # When a 1,000-item demo job runs
+    ref, arn = stack.launch({"items": 1000})
+    execution = stack.wait(arn)
+    # Then it completed, counted every item once, and its log has no gap
+    assert execution["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.COMPLETED
+    counters = job.counters
+    assert (counters.total, counters.processed, counters.succeeded) == (1000, 1000, 1000)
+    assert (counters.failed, counters.skipped) == (0, 0)
+    assert job.cursor == 1000
+    assert job.execution_arn == arn
+    assert stack.log_seqs(ref) == list(range(1, job.seq + 1))
+    assert job.seq >= 10 + 3  # queued, running, a progress per batch, completed
+    assert stack.batch_calls == list(range(0, 1000, BATCH_SIZE))
+
+
+def test_cancel_mid_run_finishes_cancelled_after_the_batch_in_flight(stack: Stack) -> None:
+    def cancel_after_second_batch(event: dict[str, Any], _answer: Any) -> None:
+        if event["cursor"] == BATCH_SIZE:
+            stack.service.request_cancel(JobRef(event["tenantId"], event["jobId"]))
+
+    stack.after_batch.append(cancel_after_second_batch)
+    ref, arn = stack.launch({"items": 1000})
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.CANCELLED
+    assert job.counters.processed == 2 * BATCH_SIZE
+    assert stack.states_entered(arn)[-1] == "Finalize"
+
+
+def test_pause_parks_the_execution_until_resume_sends_the_token(stack: Stack) -> None:
+    def pause_after_first_batch(event: dict[str, Any], _answer: Any) -> None:
+        if event["cursor"] == 0:
+            stack.service.pause(JobRef(event["tenantId"], event["jobId"]))
+
+    stack.after_batch.append(pause_after_first_batch)
+    ref, arn = stack.launch({"items": 500})
+    paused = stack.wait_for_job(ref, JobStatus.PAUSED)
+    assert paused.counters.processed == BATCH_SIZE
+    assert paused.task_token
+    time.sleep(0.1)
+    assert stack.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    assert stack.service.get(ref).counters.processed == BATCH_SIZE  # nothing ran while paused
+
+    resumed = stack.runner.resume(ref)
+
+    assert resumed.status is JobStatus.RUNNING
+    assert resumed.task_token is None
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.COMPLETED
+    assert job.counters.succeeded == 500
+    assert "AwaitResume" in stack.states_entered(arn)
+
+
+def test_transient_failures_are_retried_with_the_jobs_own_backoff(stack: Stack) -> None:
+    # Given item 150 fails the first three tries of its batch, and a policy of its own
+    policy = RetryPolicy(
+        max_retries=3, initial_backoff_ms=1500, backoff_multiplier=3.0, max_backoff_ms=4000
+    )
+    ref, arn = stack.launch({"items": 300, "transientFailures": [150, 150, 150]}, retry=policy)
+    # When it runs
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    # Then it waited 1.5 s, 4.5 s capped at 4 s, and 4 s again (whole seconds, rounded up)
+    assert local_sfn.requested_waits() == [2, 4, 4]
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.COMPLETED
+    assert job.counters.succeeded == 300
+    assert job.counters.processed == 300  # the failed tries counted nothing
+    assert [(a.attempt, a.cursor, a.wait_ms) for a in job.attempts] == [
+        (1, 100, 1500),
+        (2, 100, 4000),
+        (3, 100, 4000),
+    ]
+    assert {a.error.code for a in job.attempts} == {"item_unavailable"}
+    assert job.state().model_dump(mode="json")["attempts"][0]["waitMs"] == 1500
+
+
+def test_exhausted_retries_fail_the_job_with_the_last_error(stack: Stack) -> None:
+    policy = RetryPolicy(max_retries=1, initial_backoff_ms=0, max_backoff_ms=0)
+    ref, arn = stack.launch({"items": 300, "transientFailures": [5, 5, 5]}, retry=policy)
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert (job.error.code, job.error.message) == ("item_unavailable", "item 5 failed (try 2)")
+    assert [(a.attempt, a.wait_ms) for a in job.attempts] == [(1, 0), (2, None)]
+    assert local_sfn.requested_waits() == [0]
+
+
+def test_a_permanent_failure_fails_the_job_without_retrying(stack: Stack) -> None:
+    ref, arn = stack.launch({"items": 1000, "permanentFailures": [250]})
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.code == "item_failed"
+    assert job.counters.processed == 200
+    assert [(a.attempt, a.cursor, a.wait_ms) for a in job.attempts] == [(1, 200, None)]
+    assert local_sfn.requested_waits() == []
+    assert stack.log_seqs(ref) == list(range(1, job.seq + 1))
+
+
+def test_bad_params_fail_the_job_at_prepare(stack: Stack) -> None:
+    ref, arn = stack.launch({"items": -1})
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.code == "invalid_params"
+
+
+def test_a_job_past_its_timeout_fails_with_code_timeout(stack: Stack) -> None:
+    stack.after_batch.append(lambda _event, _answer: stack.clock.advance(seconds=31))
+    ref, arn = stack.launch({"items": 1000}, timeout_seconds=60)
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.code == "timeout"
+    assert job.counters.processed == 2 * BATCH_SIZE
+
+
+def test_a_duplicated_process_batch_does_not_count_twice(stack: Stack) -> None:
+    # Given every batch task is delivered twice (as an at-least-once retry would)
+    def deliver_again(event: dict[str, Any], first: dict[str, Any]) -> None:
+        again = runner_handlers.process(event, CONTEXT)
+        assert again == first  # the committed result, not a second count
+
+    stack.after_batch.append(deliver_again)
+    ref, arn = stack.launch({"items": 450})
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.COMPLETED
+    assert (job.counters.processed, job.counters.succeeded) == (450, 450)
+    assert stack.log_seqs(ref) == list(range(1, job.seq + 1))
+    # And a late duplicate of the first batch after the end writes nothing either
+    late = runner_handlers.process({"tenantId": TENANT, "jobId": ref.job_id, "cursor": 0}, CONTEXT)
+    assert late["next"] == "finalize"
+    assert stack.service.get(ref).version == job.version
+
+
+def test_a_ten_thousand_item_job_stays_within_400_state_transitions(stack: Stack) -> None:
+    ref, arn = stack.launch({"items": 10_000})
+    assert stack.wait(arn, timeout=60)["status"] == "SUCCEEDED"
+    assert stack.service.get(ref).counters.succeeded == 10_000
+    entered = stack.states_entered(arn)
+    batches = 10_000 // BATCH_SIZE
+    per_batch = (len(entered) - 3) / batches  # Prepare, its Control, Finalize
+    print(
+        f"\n10,000 items, batch size {BATCH_SIZE}: {len(entered)} state transitions "
+        f"({per_batch:.1f} per batch) vs >= 20,000 for one state per item"
+    )
+    assert per_batch <= 3
+    assert len(entered) <= 400

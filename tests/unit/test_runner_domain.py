@@ -1,0 +1,98 @@
+"""The JobRunner's pure parts: the shared definition, batch commits, attempts, error reading."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from shared.domain import lifecycle
+from shared.domain.clock import ManualClock, SequentialIds
+from shared.domain.models import JobError, JobRecord, JobRequest, ProgressDelta
+from shared.jobs.base import PermanentJobError, TransientJobError
+from shared.jobs.demo import DemoJob
+from shared.runner.definition import TASK_STEPS, job_runner_definition
+from shared.runner.state import TaskFailure
+from shared.services.runner import describe_failure
+
+ARNS = {step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in TASK_STEPS}
+
+
+def _running(clock: ManualClock) -> JobRecord:
+    change = lifecycle.new_job(
+        JobRequest(type="demo", params={"items": 10}),
+        tenant_id="t",
+        owner_id="u",
+        now=clock.now(),
+        ids=SequentialIds(),
+    )
+    return lifecycle.start(change.job, clock.now(), total=10, execution_arn=None).job
+
+
+def test_the_definition_uses_every_task_arn_and_only_those() -> None:
+    document = json.dumps(job_runner_definition(ARNS))
+    for arn in ARNS.values():
+        assert arn in document
+    states = job_runner_definition(ARNS)["States"]
+    assert states["Backoff"]["SecondsPath"] == "$.waitSeconds"
+    assert states["AwaitResume"]["Resource"].endswith(".waitForTaskToken")
+
+
+def test_the_definition_refuses_a_missing_arn() -> None:
+    with pytest.raises(ValueError, match="finalize"):
+        job_runner_definition({k: v for k, v in ARNS.items() if k != "finalize"})
+
+
+def test_a_batch_commits_once_per_cursor() -> None:
+    clock = ManualClock()
+    job = _running(clock)
+    change = lifecycle.commit_batch(
+        job,
+        from_cursor=0,
+        to_cursor=5,
+        delta=ProgressDelta(succeeded=5),
+        now=clock.now(),
+        min_interval=timedelta(0),
+    )
+    assert change is not None
+    assert (change.job.cursor, change.job.counters.processed) == (5, 5)
+    again = lifecycle.commit_batch(
+        change.job,
+        from_cursor=0,
+        to_cursor=5,
+        delta=ProgressDelta(succeeded=5),
+        now=clock.now(),
+        min_interval=timedelta(0),
+    )
+    assert again is None
+
+
+def test_attempts_are_numbered_per_cursor() -> None:
+    clock = ManualClock()
+    job = _running(clock)
+    error = JobError(code="x", message="y")
+    job = lifecycle.record_attempt(job, clock.now(), error=error, wait_ms=1000).job
+    job = lifecycle.record_attempt(job, clock.now(), error=error, wait_ms=None).job
+    assert [(a.attempt, a.wait_ms) for a in job.attempts] == [(1, 1000), (2, None)]
+    assert job.failures_at(0) == 2
+    assert job.failures_at(5) == 0
+
+
+def test_failures_are_read_from_lambdas_error_json() -> None:
+    cause = json.dumps({"errorType": "PermanentJobError", "errorMessage": "bad_row: row 3"})
+    error, permanent = describe_failure(TaskFailure(Error="PermanentJobError", Cause=cause))
+    assert (error.code, error.message, permanent) == ("bad_row", "row 3", True)
+    error, permanent = describe_failure(TaskFailure(Error="States.Timeout", Cause=None))
+    assert (error.code, permanent) == ("task_timeout", False)
+
+
+def test_demo_fails_an_item_as_often_as_it_is_listed() -> None:
+    demo = DemoJob(sleep=lambda _s: None)
+    params = {"items": 10, "transientFailures": [3, 3], "permanentFailures": [8]}
+    for attempt in (1, 2):
+        with pytest.raises(TransientJobError):
+            demo.process(params, 0, 5, attempt=attempt)
+    assert demo.process(params, 0, 5, attempt=3).next_cursor == 5
+    with pytest.raises(PermanentJobError):
+        demo.process(params, 5, 5)
