@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import boto3
-
-from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import Clock, IdFactory, SystemClock
 from shared.services.ports import ExecutionGateway
 from shared.services.runner import JobRunner
 from shared.settings import TetherSettings
-from shared.wiring import AWS_CONFIG, dynamodb_client, job_service, load_settings
+from shared.wiring import (
+    dynamodb_client,
+    job_service,
+    load_settings,
+    step_functions_executions,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -21,16 +23,6 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class RunnerContext:
     runner: JobRunner
-
-
-def step_functions_executions(settings: TetherSettings) -> ExecutionGateway | None:
-    """The gateway to the JobRunner's executions; None when no state machine is configured."""
-    if settings.state_machine_arn is None:
-        return None
-    client = boto3.client(
-        "stepfunctions", endpoint_url=settings.aws_endpoint_url, config=AWS_CONFIG
-    )
-    return StepFunctionsExecutions(client, settings.state_machine_arn)
 
 
 def runner_context(

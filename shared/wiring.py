@@ -19,13 +19,15 @@ from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
 from shared.adapters.dynamo_limits import DynamoRateLimiter
 from shared.adapters.idempotency import IdempotentCreate
 from shared.adapters.secrets import read_secret
+from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
 from shared.domain.models import JobRequest
 from shared.services.api import JobsApi
 from shared.services.auth import Authenticator
 from shared.services.jobs import JobService
-from shared.services.ports import ConnectionPoster
+from shared.services.ports import ConnectionPoster, ExecutionGateway
+from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 from shared.settings import TetherSettings
 
@@ -39,6 +41,24 @@ AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
 
 def dynamodb_client(settings: TetherSettings) -> DynamoDBClient:
     return boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, config=AWS_CONFIG)
+
+
+def step_functions_executions(settings: TetherSettings) -> ExecutionGateway | None:
+    """The gateway to the JobRunner's executions; None when no state machine is configured."""
+    if settings.state_machine_arn is None:
+        return None
+    client = boto3.client(
+        "stepfunctions", endpoint_url=settings.aws_endpoint_url, config=AWS_CONFIG
+    )
+    return StepFunctionsExecutions(client, settings.state_machine_arn)
+
+
+def job_runner(settings: TetherSettings, jobs: JobService, clock: Clock) -> JobRunner | None:
+    """The runner the HTTP API launches and controls jobs with; None without a state machine."""
+    executions = step_functions_executions(settings)
+    if executions is None:
+        return None
+    return JobRunner(jobs, clock=clock, executions=executions, batch_size=settings.batch_size)
 
 
 def load_settings(settings: TetherSettings | None = None) -> TetherSettings:
@@ -101,10 +121,16 @@ def http_api_context(
     client: DynamoDBClient | None = None,
     clock: Clock | None = None,
     ids: IdFactory | None = None,
+    runner: JobRunner | None = None,
 ) -> HttpApiContext:
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
-    jobs = job_service(settings, client=client, clock=clock, ids=ids)
+    jobs = (
+        runner.jobs
+        if runner is not None
+        else job_service(settings, client=client, clock=clock, ids=ids)
+    )
+    runner = runner or job_runner(settings, jobs, clock)
     authenticator = authenticator_from(auth, clock)
 
     def create(tenant: str, owner: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +151,7 @@ def http_api_context(
         ),
         clock=clock,
         idempotent=idempotency,
+        runner=runner,
     )
     return HttpApiContext(
         settings=settings, authenticator=authenticator, api=api, idempotency=idempotency

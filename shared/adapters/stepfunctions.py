@@ -7,22 +7,12 @@ job twice finds the first execution instead of starting a second one.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
-_MAX_NAME: Final = 80
 # Answers meaning the token's task no longer waits: resumed already, timed out, or stopped.
 _GONE_TOKEN_ERRORS: Final = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
-
-
-def execution_name(job_id: str, generation: int = 0) -> str:
-    """A valid, deterministic execution name for one run of a job."""
-    safe = _NAME_UNSAFE.sub("_", job_id)
-    suffix = f"-g{generation}"
-    return safe[: _MAX_NAME - len(suffix)] + suffix
 
 
 class StepFunctionsExecutions:

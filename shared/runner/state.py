@@ -7,7 +7,9 @@ every task's input.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -63,3 +65,14 @@ class TaskFailure(BaseModel):
 
     Error: str = "States.TaskFailed"
     Cause: str | None = None
+
+
+_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_NAME: Final = 80
+
+
+def execution_name(job_id: str, generation: int = 0) -> str:
+    """A valid, deterministic execution name for one run of a job."""
+    safe = _NAME_UNSAFE.sub("_", job_id)
+    suffix = f"-g{generation}"
+    return safe[: _MAX_NAME - len(suffix)] + suffix

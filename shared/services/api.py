@@ -19,6 +19,7 @@ from shared.domain.models import JobRequest, JobState, JobStatus
 from shared.services.auth import ResumeTokens
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import JobFilter
+from shared.services.runner import JobRunner
 
 ControlAction = Literal["cancel", "pause", "resume"]
 
@@ -47,6 +48,7 @@ class JobsApi:
     limiter: RateLimiter
     clock: Clock
     idempotent: IdempotentCreator | None = None
+    runner: JobRunner | None = None  # launches and controls executions; None: jobs stay queued
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -76,6 +78,9 @@ class JobsApi:
                 request, tenant_id=principal.tenant_id, owner_id=principal.subject
             )
             state = record.state()
+        if self.runner is not None and state.status is JobStatus.QUEUED:
+            # Idempotent on the execution name: a replayed create finds the same execution.
+            self.runner.launch(JobRef(state.tenant_id, state.job_id))
         token = self.resume_tokens.mint(
             tenant_id=state.tenant_id, subject=principal.subject, job_id=state.job_id
         )
@@ -87,11 +92,11 @@ class JobsApi:
         ref = JobRef(principal.tenant_id, job_id)
         match action:
             case "cancel":
-                record = self.jobs.request_cancel(ref)
+                record = self.runner.cancel(ref) if self.runner else self.jobs.request_cancel(ref)
             case "pause":
                 record = self.jobs.pause(ref)
             case "resume":
-                record = self.jobs.resume(ref)
+                record = self.runner.resume(ref) if self.runner else self.jobs.resume(ref)
         return record.state()
 
     def delete(self, principal: Principal, job_id: str) -> None:

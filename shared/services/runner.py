@@ -18,7 +18,7 @@ from shared.domain.clock import Clock
 from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
 from shared.jobs.base import JobType, PermanentJobError, UnknownJobType
 from shared.jobs.registry import JOB_TYPES, job_type
-from shared.runner.state import Next, Outcome, RunState, TaskFailure
+from shared.runner.state import Next, Outcome, RunState, TaskFailure, execution_name
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import ExecutionGateway
 
@@ -129,6 +129,14 @@ class JobRunner:
 
     # -- control from outside ---------------------------------------------------------------
 
+    @property
+    def jobs(self) -> JobService:
+        return self._jobs
+
+    def launch(self, ref: JobRef, generation: int = 0) -> str:
+        """Start the job's execution; starting it again finds the same one (named after it)."""
+        return self.start_execution(ref, execution_name(ref.job_id, generation))
+
     def start_execution(self, ref: JobRef, name: str) -> str:
         """Start the JobRunner for a job (the launcher's part; idempotent on `name`)."""
         return self._gateway().start(name, {"tenantId": ref.tenant_id, "jobId": ref.job_id})
@@ -140,6 +148,15 @@ class JobRunner:
         job = self._jobs.resume(ref)
         if token is not None and job.status is JobStatus.RUNNING:
             self._release(token)
+        return job
+
+    def cancel(self, ref: JobRef) -> JobRecord:
+        """Cancel a job; a paused one ends at once and its parked execution is let go."""
+        before = self._jobs.get(ref)
+        token = before.task_token if before.status is JobStatus.PAUSED else None
+        job = self._jobs.request_cancel(ref)
+        if token is not None and job.is_terminal:
+            self._release(token)  # the execution wakes, sees the job ended, finalizes nothing
         return job
 
     # -- decisions --------------------------------------------------------------------------

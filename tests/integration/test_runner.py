@@ -16,9 +16,10 @@ from functions import runner as runner_handlers
 from infra.local import moto_patches
 from infra.local import stepfunctions as local_sfn
 from shared.adapters.dynamo_jobs import DynamoJobStore
-from shared.adapters.stepfunctions import StepFunctionsExecutions, execution_name
+from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import ManualClock
 from shared.domain.models import JobRecord, JobRequest, JobStatus, RetryPolicy
+from shared.runner.state import execution_name
 from shared.runner_wiring import RunnerContext
 from shared.services.jobs import JobRef, JobService
 from shared.services.runner import JobRunner
