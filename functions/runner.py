@@ -26,10 +26,6 @@ tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
-class PrepareInput(RunState):
-    execution_arn: str | None = None
-
-
 class FailedTaskInput(RunState):
     failure: TaskFailure = Field(default_factory=TaskFailure)
 
@@ -56,8 +52,11 @@ def _ref(state: RunState) -> JobRef:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def prepare(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
-    request = PrepareInput.model_validate(event)
-    return context().runner.prepare(_ref(request), execution_arn=request.execution_arn).to_json()
+    request = RunState.model_validate(event)
+    decision = context().runner.prepare(
+        _ref(request), execution_arn=request.execution_arn, generation=request.generation
+    )
+    return decision.to_json()
 
 
 @logger.inject_lambda_context
@@ -65,7 +64,8 @@ def prepare(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]
 @metrics.log_metrics
 def process(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
     state = RunState.model_validate(event)
-    decision = context().runner.process(_ref(state), state.cursor)
+    logger.set_correlation_id(state.job_id)
+    decision = context().runner.process(state)
     metrics.add_metric(name="BatchesRun", unit=MetricUnit.Count, value=1)
     return decision.to_json()
 
@@ -75,7 +75,7 @@ def process(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]
 @metrics.log_metrics
 def record_failure(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
     request = FailedTaskInput.model_validate(event)
-    decision = context().runner.record_failure(_ref(request), request.failure)
+    decision = request.carried(context().runner.record_failure(_ref(request), request.failure))
     logger.warning("batch failed", extra={"failure": request.failure.Error, "next": decision.next})
     metrics.add_metric(name="BatchFailures", unit=MetricUnit.Count, value=1)
     return decision.to_json()

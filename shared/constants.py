@@ -73,3 +73,8 @@ ENV_WEBSOCKET_MANAGEMENT_URL: Final = "TETHER_WEBSOCKET_MANAGEMENT_URL"
 ENV_STATE_MACHINE_ARN: Final = "TETHER_STATE_MACHINE_ARN"
 ENV_BATCH_SIZE: Final = "TETHER_BATCH_SIZE"
 DEFAULT_BATCH_SIZE: Final = 100
+
+# Continue-as-new (issue 6): batches one JobRunner execution runs before the job continues in
+# the next one, well below Step Functions Standard's 25,000 history events.
+ENV_BATCHES_PER_EXECUTION: Final = "TETHER_BATCHES_PER_EXECUTION"
+DEFAULT_BATCHES_PER_EXECUTION: Final = 1000

@@ -41,5 +41,6 @@ def runner_context(
         clock=clock,
         executions=executions or step_functions_executions(settings),
         batch_size=settings.batch_size,
+        batches_per_execution=settings.batches_per_execution,
     )
     return RunnerContext(runner=runner)

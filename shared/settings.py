@@ -45,6 +45,9 @@ class TetherSettings(BaseSettings):
     state_machine_arn: str | None = Field(
         default=None, alias=c.ENV_STATE_MACHINE_ARN, pattern=r"^arn:"
     )
+    batches_per_execution: int = Field(
+        default=c.DEFAULT_BATCHES_PER_EXECUTION, ge=1, le=3000, alias=c.ENV_BATCHES_PER_EXECUTION
+    )
     batch_size: int = Field(default=c.DEFAULT_BATCH_SIZE, ge=1, le=10_000, alias=c.ENV_BATCH_SIZE)
 
     @model_validator(mode="after")

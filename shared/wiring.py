@@ -58,7 +58,13 @@ def job_runner(settings: TetherSettings, jobs: JobService, clock: Clock) -> JobR
     executions = step_functions_executions(settings)
     if executions is None:
         return None
-    return JobRunner(jobs, clock=clock, executions=executions, batch_size=settings.batch_size)
+    return JobRunner(
+        jobs,
+        clock=clock,
+        executions=executions,
+        batch_size=settings.batch_size,
+        batches_per_execution=settings.batches_per_execution,
+    )
 
 
 def load_settings(settings: TetherSettings | None = None) -> TetherSettings:

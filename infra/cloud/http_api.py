@@ -26,6 +26,7 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.cloud.lambda_function import acknowledge_index_access, tether_function
@@ -182,6 +183,15 @@ class HttpApi(Construct):
             value=self.url,
             description="Base URL of the Tether HTTP API (GET /openapi.json describes it)",
         )
+
+    def start_jobs_on(self, state_machine: sfn.IStateMachine) -> None:
+        """Launch jobs on the JobRunner `state_machine` and resume paused ones (send tokens back).
+
+        A method, not a constructor argument, so the API stays buildable without a runner.
+        """
+        self.function.add_environment(c.ENV_STATE_MACHINE_ARN, state_machine.state_machine_arn)
+        # POST /jobs starts the execution; resume and cancel release a parked AwaitResume.
+        state_machine.grant(self.function, "states:StartExecution", "states:SendTaskSuccess")
 
     def _function(
         self,

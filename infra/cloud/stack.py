@@ -1,7 +1,7 @@
 """`TetherStack`: the one CloudFormation stack of a Tether deployment.
 
 Thin on purpose: it composes one construct per capability (storage, Lambda packaging, the
-signing secrets, the HTTP API and the WebSocket API now; the job runner, push, schedules and
+signing secrets, the HTTP API, the WebSocket API and the job runner now; push, schedules and
 observability as they land) and publishes what an operator needs after a deploy as outputs.
 Capability logic lives in the constructs.
 """
@@ -10,6 +10,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.cloud.http_api import AuthConfig, HttpApi
+from infra.cloud.job_runner import JobRunner
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.secrets import Secrets
 from infra.cloud.stage import DeploymentStage
@@ -74,3 +75,13 @@ class TetherStack(Stack):
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
         )
+        self.job_runner = JobRunner(
+            self,
+            "JobRunner",
+            storage=self.storage,
+            packaging=self.packaging,
+            secrets=self.secrets,
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )
+        self.http_api.start_jobs_on(self.job_runner.state_machine)

@@ -178,6 +178,13 @@ def pause_for_resume(job: JobRecord, now: datetime, *, task_token: str) -> JobCh
     return transition(job, JobStatus.PAUSED, now, action="pause", task_token=task_token)
 
 
+def follow_execution(job: JobRecord, now: datetime, *, execution_arn: str) -> JobChange | None:
+    """A job continued in a new execution (continue-as-new): its ARN follows, nothing else."""
+    if job.is_terminal or job.execution_arn == execution_arn:
+        return None
+    return _Draft(job, now).finish(execution_arn=execution_arn)
+
+
 def commit_batch(
     job: JobRecord,
     *,

@@ -4,7 +4,10 @@ CDK renders it with `DefinitionBody.from_string(json.dumps(job_runner_definition
 the local stack hands moto the same dict, so the two cannot drift. It is parameterised only by
 the task Lambdas' ARNs.
 
-Shape: `Prepare` → `Control` → { `ProcessBatch` → `Control` }* → `Finalize`. `ProcessBatch`
+Shape: `Prepare` → `Control` → { `ProcessBatch` → `Control` }* → `Finalize`. After
+`batchesPerExecution` batches, `ProcessBatch` starts the job's next execution (generation + 1,
+from the same cursor) and this one finalizes nothing: Standard executions stop at 25,000
+history events, jobs do not. `ProcessBatch`
 checks the job's control flags (cancel, pause, timeout) itself before it processes one batch,
 and says in `next` whether to loop, pause or finish: a batch costs two state transitions
 (the task and the choice) and control requests cost nothing until they are made. Branches
@@ -77,6 +80,7 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
                 "Parameters": {
                     "tenantId.$": "$.tenantId",
                     "jobId.$": "$.jobId",
+                    "generation.$": "$.generation",
                     "executionArn.$": "$$.Execution.Id",
                 },
             },

@@ -53,6 +53,21 @@ class RunState(BaseModel):
     outcome: Outcome | None = None
     error: JobError | None = None
     wait_seconds: int | None = Field(default=None, ge=0)
+    # Continue-as-new: which run of the job this execution is, its own ARN (so a superseded
+    # execution notices and stops), and how many batches it has run.
+    generation: int = Field(default=0, ge=0)
+    execution_arn: str | None = None
+    executed: int = Field(default=0, ge=0)
+
+    def carried(self, decision: RunState) -> RunState:
+        """`decision`, keeping what identifies this execution (tasks decide from the job)."""
+        return decision.model_copy(
+            update={
+                "generation": self.generation,
+                "execution_arn": self.execution_arn,
+                "executed": self.executed,
+            }
+        )
 
     def to_json(self) -> dict[str, object]:
         return self.model_dump(mode="json", exclude_none=True)

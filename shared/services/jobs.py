@@ -227,6 +227,17 @@ class JobService:
             current,
         )
 
+    def follow_execution(
+        self, ref: JobRef, execution_arn: str, *, current: JobRecord | None = None
+    ) -> JobRecord:
+        return self._mutate(
+            ref,
+            lambda job: lifecycle.follow_execution(
+                job, self._clock.now(), execution_arn=execution_arn
+            ),
+            current,
+        )
+
     def pause_for_resume(
         self, ref: JobRef, task_token: str, *, current: JobRecord | None = None
     ) -> JobRecord:

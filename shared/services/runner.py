@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from shared import constants as c
 from shared.domain.clock import Clock
 from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
 from shared.jobs.base import JobType, PermanentJobError, UnknownJobType
@@ -36,8 +37,10 @@ class JobRunner:
         clock: Clock,
         executions: ExecutionGateway | None,
         batch_size: int,
+        batches_per_execution: int = c.DEFAULT_BATCHES_PER_EXECUTION,
         types: Mapping[str, JobType] = JOB_TYPES,
     ) -> None:
+        self._batches_per_execution = batches_per_execution
         self._jobs = jobs
         self._clock = clock
         self._executions = executions
@@ -46,22 +49,45 @@ class JobRunner:
 
     # -- tasks ------------------------------------------------------------------------------
 
-    def prepare(self, ref: JobRef, *, execution_arn: str | None = None) -> RunState:
-        """Count the items and start the job; a second run of a started job just continues."""
+    def prepare(
+        self, ref: JobRef, *, execution_arn: str | None = None, generation: int = 0
+    ) -> RunState:
+        """Count the items and start the job; a later execution of a started job follows it."""
         job = self._jobs.get(ref)
         if job.status is JobStatus.QUEUED:
             total = job_type(job.type, self._types).prepare(job.params)
             job = self._jobs.start(ref, total=total, execution_arn=execution_arn, current=job)
-        return self._control(job) or self._after_batch(job, done=None)
+        elif execution_arn is not None:
+            job = self._jobs.follow_execution(ref, execution_arn, current=job)
+        run = RunState(
+            tenant_id=ref.tenant_id,
+            job_id=ref.job_id,
+            generation=generation,
+            execution_arn=execution_arn,
+        )
+        return run.carried(self._control(job) or self._after_batch(job, done=None))
 
-    def process(self, ref: JobRef, cursor: int) -> RunState:
-        """Honour cancel, timeout and pause; else process one batch from `cursor`, once."""
+    def process(self, run: RunState) -> RunState:
+        """Honour cancel, timeout and pause; else process one batch from the cursor, once.
+
+        After `batches_per_execution` batches the job continues in its next execution, and a
+        superseded execution (one whose job follows a newer execution) stops here.
+        """
+        ref = JobRef(run.tenant_id, run.job_id)
         job = self._jobs.get(ref)
+        superseded = run.execution_arn is not None and job.execution_arn not in (
+            None,
+            run.execution_arn,
+        )
+        if superseded:
+            return run.carried(self._state(job, Next.FINALIZE, Outcome.NONE))
         decision = self._control(job)
         if decision is not None:
-            return decision
+            return run.carried(decision)
+        cursor = run.cursor
         if job.cursor != cursor or job.cursor >= job.counters.total:
-            return self._after_batch(job, done=None)  # a duplicate: report what was committed
+            # a duplicate: report what was committed
+            return run.carried(self._after_batch(job, done=None))
         kind = job_type(job.type, self._types)
         outcome = kind.process(
             job.params, cursor, self._batch_size, attempt=job.failures_at(cursor) + 1
@@ -73,7 +99,12 @@ class JobRunner:
             ref, from_cursor=cursor, to_cursor=outcome.next_cursor, delta=delta, current=job
         )
         ours = committed.cursor == outcome.next_cursor
-        return self._after_batch(committed, done=outcome.done if ours else None)
+        decided = self._after_batch(committed, done=outcome.done if ours else None)
+        executed = run.executed + 1
+        if decided.next is Next.PROCESS and executed >= self._batches_per_execution:
+            self.launch(ref, run.generation + 1)  # idempotent: named after the generation
+            return run.carried(self._state(committed, Next.FINALIZE, Outcome.NONE))
+        return run.carried(decided).model_copy(update={"executed": executed})
 
     def record_failure(self, ref: JobRef, failure: TaskFailure) -> RunState:
         """Record a failed try; pick the job's backoff, or finish failed with the last error."""
@@ -135,11 +166,12 @@ class JobRunner:
 
     def launch(self, ref: JobRef, generation: int = 0) -> str:
         """Start the job's execution; starting it again finds the same one (named after it)."""
-        return self.start_execution(ref, execution_name(ref.job_id, generation))
+        return self.start_execution(ref, execution_name(ref.job_id, generation), generation)
 
-    def start_execution(self, ref: JobRef, name: str) -> str:
+    def start_execution(self, ref: JobRef, name: str, generation: int = 0) -> str:
         """Start the JobRunner for a job (the launcher's part; idempotent on `name`)."""
-        return self._gateway().start(name, {"tenantId": ref.tenant_id, "jobId": ref.job_id})
+        run_input = {"tenantId": ref.tenant_id, "jobId": ref.job_id, "generation": generation}
+        return self._gateway().start(name, run_input)
 
     def resume(self, ref: JobRef) -> JobRecord:
         """Resume a job and, if its execution is parked, send it the token it waits for."""

@@ -75,6 +75,7 @@ def test_function_environment_is_exactly_what_the_handler_reads(
         c.ENV_CURSOR_SECRET_ARN,
         c.ENV_POWERTOOLS_SERVICE_NAME,
         c.ENV_POWERTOOLS_METRICS_NAMESPACE,
+        c.ENV_STATE_MACHINE_ARN,  # the JobRunner's (tested in test_job_runner)
     }
 
     # When reading the function's variables
