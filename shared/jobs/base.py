@@ -8,7 +8,7 @@ job fails); items that are merely bad are counted as `failed` in the outcome, no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class JobTypeError(Exception):
@@ -55,3 +55,17 @@ class JobType(Protocol):
     ) -> BatchOutcome:
         """Process up to `batch_size` items from `cursor`; `attempt` counts tries of this batch."""
         ...
+
+
+@runtime_checkable
+class ReportsResult(Protocol):
+    """A job type with more to say in a completed job's `result` than its counters."""
+
+    def result(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Entries added to `result` when the job completes; must not raise on bad items."""
+        ...
+
+
+def type_result(kind: JobType, params: dict[str, Any]) -> dict[str, Any]:
+    """What `kind` adds to a completed job's `result`: nothing unless it `ReportsResult`."""
+    return kind.result(params) if isinstance(kind, ReportsResult) else {}

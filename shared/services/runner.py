@@ -17,7 +17,7 @@ from typing import Any, Final
 from shared import constants as c
 from shared.domain.clock import Clock
 from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
-from shared.jobs.base import JobType, PermanentJobError, UnknownJobType
+from shared.jobs.base import JobType, PermanentJobError, UnknownJobType, type_result
 from shared.jobs.registry import JOB_TYPES, job_type
 from shared.runner.state import Next, Outcome, RunState, TaskFailure, execution_name
 from shared.services.jobs import JobRef, JobService
@@ -151,7 +151,9 @@ class JobRunner:
         if job.is_terminal or outcome is Outcome.NONE:
             return job
         if outcome is Outcome.COMPLETED:
-            result = {"counters": job.counters.model_dump(mode="json")}
+            kind = job_type(job.type, self._types)
+            counters = job.counters.model_dump(mode="json")
+            result = {**type_result(kind, job.params), "counters": counters}
             return self._jobs.complete(ref, result, current=job)
         if outcome is Outcome.CANCELLED:
             return self._jobs.finish_cancelled(ref, current=job)

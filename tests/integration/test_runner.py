@@ -53,9 +53,11 @@ class Stack:
     after_batch: list[Hook] = field(default_factory=list)
     batch_calls: list[int] = field(default_factory=list)
 
-    def launch(self, params: dict[str, Any], **request: Any) -> tuple[JobRef, str]:
+    def launch(
+        self, params: dict[str, Any], *, kind: str = "demo", **request: Any
+    ) -> tuple[JobRef, str]:
         job = self.service.create_job(
-            JobRequest(type="demo", params=params, **request), tenant_id=TENANT, owner_id="u1"
+            JobRequest(type=kind, params=params, **request), tenant_id=TENANT, owner_id="u1"
         )
         ref = JobRef(TENANT, job.job_id)
         return ref, self.runner.start_execution(ref, execution_name(job.job_id))
