@@ -12,9 +12,8 @@ from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
-from shared.domain.models import Identifier, JobError
+from shared.domain.models import Identifier, JobError, TetherModel
 
 
 class Next(StrEnum):
@@ -36,15 +35,10 @@ class Outcome(StrEnum):
     NONE = "none"
 
 
-class RunState(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="ignore",
-        frozen=True,
-    )
+class RunState(TetherModel):
+    # The domain's camelCase wire conventions, except that unknown keys (a Catch's `failure`,
+    # Step Functions' own additions) are ignored rather than refused.
+    model_config = ConfigDict(**{**TetherModel.model_config, "extra": "ignore"})
 
     tenant_id: Identifier
     job_id: Identifier
