@@ -15,9 +15,11 @@ from moto import mock_aws
 from functions import runner as runner_handlers
 from infra.local import moto_patches
 from infra.local import stepfunctions as local_sfn
+from shared import constants as c
 from shared.adapters.dynamo_jobs import DynamoJobStore
 from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import ManualClock
+from shared.domain.envelope import MessageType
 from shared.domain.models import JobRecord, JobRequest, JobStatus, RetryPolicy
 from shared.runner.state import execution_name
 from shared.runner_wiring import RunnerContext
@@ -52,6 +54,7 @@ class Stack:
     clock: ManualClock
     after_batch: list[Hook] = field(default_factory=list)
     batch_calls: list[int] = field(default_factory=list)
+    state_machine_arn: str = ""
 
     def launch(
         self, params: dict[str, Any], *, kind: str = "demo", **request: Any
@@ -80,12 +83,14 @@ class Stack:
             time.sleep(0.01)
         raise AssertionError(f"job {ref.job_id} never became {status.value}")
 
-    def states_entered(self, arn: str) -> list[str]:
+    def history(self, arn: str) -> list[dict[str, Any]]:
         pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        return [event for page in pages for event in page["events"]]
+
+    def states_entered(self, arn: str) -> list[str]:
         return [
             event["stateEnteredEventDetails"]["name"]
-            for page in pages
-            for event in page["events"]
+            for event in self.history(arn)
             if event["type"].endswith("StateEntered")
         ]
 
@@ -94,7 +99,14 @@ class Stack:
 
 
 @pytest.fixture
+def batches_per_execution() -> int:
+    """The deployed default; a test parametrizes it low to exercise continue-as-new."""
+    return c.DEFAULT_BATCHES_PER_EXECUTION
+
+
+@pytest.fixture
 def stack(
+    batches_per_execution: int,
     dynamodb: DynamoDBClient,
     service: JobService,
     store: DynamoJobStore,
@@ -114,7 +126,13 @@ def stack(
             self._state_machine_arn = holder["arn"]
             return super().start(name, run_input)
 
-    runner = JobRunner(service, clock=clock, executions=LateExecutions(), batch_size=BATCH_SIZE)
+    runner = JobRunner(
+        service,
+        clock=clock,
+        executions=LateExecutions(),
+        batch_size=BATCH_SIZE,
+        batches_per_execution=batches_per_execution,
+    )
     built = Stack(service=service, runner=runner, sfn=sfn, clock=clock)
     monkeypatch.setattr(runner_handlers, "context", lambda: RunnerContext(runner=runner))
 
@@ -132,6 +150,7 @@ def stack(
         sfn_client=sfn,
         handlers=handlers,
     )
+    built.state_machine_arn = holder["arn"]
     local_sfn.clear_waits()
     return built
 
@@ -284,6 +303,38 @@ def test_a_duplicated_process_batch_does_not_count_twice(stack: Stack) -> None:
     assert stack.service.get(ref).version == job.version
 
 
+@pytest.mark.parametrize("batches_per_execution", [3])
+def test_a_long_job_continues_in_new_executions_from_the_same_cursor(stack: Stack) -> None:
+    # Given executions that hand over to the job's next one after 3 batches
+    # When a 1,000-item job (10 batches) runs
+    ref, first = stack.launch({"items": 1000})
+    arns = [first] + [
+        first.replace(execution_name(ref.job_id), execution_name(ref.job_id, generation))
+        for generation in (1, 2, 3)
+    ]
+    stack.wait_for_job(ref, JobStatus.COMPLETED, timeout=30)
+    # Then four generations ran, each in its own execution, and every one ended cleanly
+    assert [stack.wait(arn)["status"] for arn in arns] == ["SUCCEEDED"] * 4
+    executions = stack.sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    assert sorted(e["name"] for e in executions) == sorted(a.rsplit(":", 1)[1] for a in arns)
+    # And each one processed its own 3 batches (the last one the 10th), none twice
+    assert [stack.states_entered(arn).count("ProcessBatch") for arn in arns] == [3, 3, 3, 1]
+    assert stack.batch_calls == list(range(0, 1000, BATCH_SIZE))
+    # And the job followed its executions and counted every item exactly once
+    job = stack.service.get(ref)
+    assert job.status is JobStatus.COMPLETED
+    assert job.execution_arn == arns[-1]
+    assert (job.counters.processed, job.counters.succeeded, job.cursor) == (1000, 1000, 1000)
+    assert stack.log_seqs(ref) == list(range(1, job.seq + 1))
+    # And only the last generation finalized: one completed status in the log
+    statuses = [
+        m.data.get("status")
+        for m in stack.service.messages_after(ref, 0, limit=100).messages
+        if m.type is MessageType.STATUS
+    ]
+    assert statuses.count("completed") == 1
+
+
 def test_a_ten_thousand_item_job_stays_within_400_state_transitions(stack: Stack) -> None:
     ref, arn = stack.launch({"items": 10_000})
     assert stack.wait(arn, timeout=60)["status"] == "SUCCEEDED"
@@ -291,9 +342,14 @@ def test_a_ten_thousand_item_job_stays_within_400_state_transitions(stack: Stack
     entered = stack.states_entered(arn)
     batches = 10_000 // BATCH_SIZE
     per_batch = (len(entered) - 3) / batches  # Prepare, its Control, Finalize
+    events = len(stack.history(arn))
     print(
         f"\n10,000 items, batch size {BATCH_SIZE}: {len(entered)} state transitions "
-        f"({per_batch:.1f} per batch) vs >= 20,000 for one state per item"
+        f"({per_batch:.1f} per batch) vs >= 20,000 for one state per item; "
+        f"{events} history events ({events / batches:.1f} per batch; an execution hands over "
+        f"after {c.DEFAULT_BATCHES_PER_EXECUTION} batches, far below the 25,000-event limit)"
     )
     assert per_batch <= 3
     assert len(entered) <= 400
+    # And one execution's history stays under Standard's 25,000 events until it hands over
+    assert events / batches * c.DEFAULT_BATCHES_PER_EXECUTION < 25_000
