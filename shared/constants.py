@@ -78,3 +78,25 @@ DEFAULT_BATCH_SIZE: Final = 100
 # the next one, well below Step Functions Standard's 25,000 history events.
 ENV_BATCHES_PER_EXECUTION: Final = "TETHER_BATCHES_PER_EXECUTION"
 DEFAULT_BATCHES_PER_EXECUTION: Final = 1000
+
+# Schedules, triggers, priorities and cleanup (DESIGN §8, issue 8).
+ENV_SCHEDULES_TABLE: Final = "TETHER_SCHEDULES_TABLE"
+# EventBridge Scheduler: the group Tether's schedules live in, the role Scheduler assumes to
+# invoke the launcher, and the launcher function every schedule targets.
+ENV_SCHEDULER_GROUP: Final = "TETHER_SCHEDULER_GROUP"
+ENV_SCHEDULER_ROLE_ARN: Final = "TETHER_SCHEDULER_ROLE_ARN"
+ENV_LAUNCHER_ARN: Final = "TETHER_LAUNCHER_ARN"
+DEFAULT_SCHEDULER_GROUP: Final = "tether"
+# Per-tenant concurrency: jobs holding a run slot at once (a tenant's slot item may override).
+ENV_MAX_RUNNING_PER_TENANT: Final = "TETHER_MAX_RUNNING_PER_TENANT"
+DEFAULT_MAX_RUNNING_PER_TENANT: Final = 10
+# The hourly cleanup: how often it may run, how long its lease lasts (its Lambda's timeout),
+# and the owner of jobs started by S3 imports.
+ENV_CLEANUP_INTERVAL_SECONDS: Final = "TETHER_CLEANUP_INTERVAL_SECONDS"
+DEFAULT_CLEANUP_INTERVAL_SECONDS: Final = 3600
+CLEANUP_LEASE_SECONDS: Final = 15 * 60
+# EventBridge delivers an hourly rule's events within about a minute of the hour; a run that
+# early still counts as the next interval's.
+CLEANUP_INTERVAL_SLACK_SECONDS: Final = 60
+IMPORTS_PREFIX: Final = "imports/"
+IMPORT_OWNER: Final = "trigger:s3"

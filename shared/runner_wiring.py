@@ -10,6 +10,7 @@ from shared.services.ports import ExecutionGateway
 from shared.services.runner import JobRunner
 from shared.settings import TetherSettings
 from shared.wiring import (
+    admission,
     dynamodb_client,
     job_service,
     load_settings,
@@ -35,12 +36,14 @@ def runner_context(
 ) -> RunnerContext:
     settings = load_settings(settings)
     clock = clock or SystemClock()
-    jobs = job_service(settings, client=client or dynamodb_client(settings), clock=clock, ids=ids)
+    client = client or dynamodb_client(settings)
+    jobs = job_service(settings, client=client, clock=clock, ids=ids)
     runner = JobRunner(
         jobs,
         clock=clock,
         executions=executions or step_functions_executions(settings),
         batch_size=settings.batch_size,
         batches_per_execution=settings.batches_per_execution,
+        admission=admission(settings, jobs, client),
     )
     return RunnerContext(runner=runner)

@@ -49,6 +49,19 @@ class TetherSettings(BaseSettings):
         default=c.DEFAULT_BATCHES_PER_EXECUTION, ge=1, le=3000, alias=c.ENV_BATCHES_PER_EXECUTION
     )
     batch_size: int = Field(default=c.DEFAULT_BATCH_SIZE, ge=1, le=10_000, alias=c.ENV_BATCH_SIZE)
+    # Schedules, priorities and cleanup (DESIGN §8).
+    schedules_table: str = Field(default="", alias=c.ENV_SCHEDULES_TABLE)
+    scheduler_group: str = Field(default=c.DEFAULT_SCHEDULER_GROUP, alias=c.ENV_SCHEDULER_GROUP)
+    scheduler_role_arn: str | None = Field(
+        default=None, alias=c.ENV_SCHEDULER_ROLE_ARN, pattern=r"^arn:"
+    )
+    launcher_arn: str | None = Field(default=None, alias=c.ENV_LAUNCHER_ARN, pattern=r"^arn:")
+    max_running_per_tenant: int = Field(
+        default=c.DEFAULT_MAX_RUNNING_PER_TENANT, ge=1, le=1000, alias=c.ENV_MAX_RUNNING_PER_TENANT
+    )
+    cleanup_interval_seconds: int = Field(
+        default=c.DEFAULT_CLEANUP_INTERVAL_SECONDS, ge=60, alias=c.ENV_CLEANUP_INTERVAL_SECONDS
+    )
 
     @model_validator(mode="after")
     def _one_cursor_secret(self) -> Self:

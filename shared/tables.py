@@ -20,7 +20,12 @@ Item shapes (keys only; the adapters own the rest):
 * devices: `ownerKey` = "{tenant}#{ownerId}" / `deviceId`: push endpoints of one user.
 * idempotency: Powertools' idempotency persistence layer (its default `id` / `expiration`).
 * limits: fixed-window request counters, `bucket` = "{tenant}#{action}#{window start}", with
-  `expiresAt` (TTL) shortly after the window ends.
+  `expiresAt` (TTL) shortly after the window ends. Also, without TTL, one run-slot item per
+  tenant (`bucket` = "slots#{tenant}": the set of jobs holding a slot, DESIGN §8) and the
+  cleanup's lease and last run ("cleanup#lease", "cleanup#state").
+* schedules: `tenantId` / `scheduleId`: recurring schedules, their job request and recent runs
+  (DESIGN §8). A table of its own because it is listed per tenant (the jobs table's tenant
+  partition would mix schedules into every job listing and its indexes) and it never expires.
 """
 
 from dataclasses import dataclass, field
@@ -135,4 +140,11 @@ LIMITS: Final = TableSpec(
     ttl_attribute="expiresAt",
 )
 
-TABLES: Final = (JOBS, MESSAGES, CONNECTIONS, DEVICES, IDEMPOTENCY, LIMITS)
+SCHEDULES: Final = TableSpec(
+    key="schedules",
+    env_var=constants.ENV_SCHEDULES_TABLE,
+    partition_key=KeyAttribute("tenantId"),
+    sort_key=KeyAttribute("scheduleId"),
+)
+
+TABLES: Final = (JOBS, MESSAGES, CONNECTIONS, DEVICES, IDEMPOTENCY, LIMITS, SCHEDULES)

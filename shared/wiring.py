@@ -16,17 +16,20 @@ from shared.adapters.connections_api import ApiGatewayPoster, management_api_cli
 from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_jobs import DynamoJobStore, TableNames
-from shared.adapters.dynamo_limits import DynamoRateLimiter
+from shared.adapters.dynamo_limits import DynamoRateLimiter, DynamoRunSlots
+from shared.adapters.dynamo_maintenance import DynamoRunQueue
 from shared.adapters.idempotency import IdempotentCreate
+from shared.adapters.scheduler import EventBridgeScheduler
 from shared.adapters.secrets import read_secret
 from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
 from shared.domain.models import JobRequest
+from shared.services.admission import Admission
 from shared.services.api import JobsApi
 from shared.services.auth import Authenticator
 from shared.services.jobs import JobService
-from shared.services.ports import ConnectionPoster, ExecutionGateway
+from shared.services.ports import ConnectionPoster, ExecutionGateway, SchedulerGateway
 from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 from shared.settings import TetherSettings
@@ -53,7 +56,12 @@ def step_functions_executions(settings: TetherSettings) -> ExecutionGateway | No
     return StepFunctionsExecutions(client, settings.state_machine_arn)
 
 
-def job_runner(settings: TetherSettings, jobs: JobService, clock: Clock) -> JobRunner | None:
+def job_runner(
+    settings: TetherSettings,
+    jobs: JobService,
+    clock: Clock,
+    client: DynamoDBClient | None = None,
+) -> JobRunner | None:
     """The runner the HTTP API launches and controls jobs with; None without a state machine."""
     executions = step_functions_executions(settings)
     if executions is None:
@@ -64,7 +72,42 @@ def job_runner(settings: TetherSettings, jobs: JobService, clock: Clock) -> JobR
         executions=executions,
         batch_size=settings.batch_size,
         batches_per_execution=settings.batches_per_execution,
+        admission=admission(settings, jobs, client),
     )
+
+
+def admission(
+    settings: TetherSettings, jobs: JobService, client: DynamoDBClient | None = None
+) -> Admission | None:
+    """Per-tenant run slots and the priority queue (DESIGN §8); None without a limits table."""
+    if not settings.limits_table:
+        return None
+    client = client or dynamodb_client(settings)
+    return Admission(
+        jobs,
+        DynamoRunSlots(client, settings.limits_table),
+        DynamoRunQueue(client, settings.jobs_table),
+        max_running=settings.max_running_per_tenant,
+    )
+
+
+def scheduler_gateway(settings: TetherSettings) -> SchedulerGateway:
+    """EventBridge Scheduler, Tether's group, every schedule targeting the launcher.
+
+    The CDK app sets the launcher's and the role's ARNs; the local stack and the tests run
+    without them (moto checks neither), so placeholders of the right shape stand in.
+    """
+    client = boto3.client("scheduler", endpoint_url=settings.aws_endpoint_url, config=AWS_CONFIG)
+    return EventBridgeScheduler(
+        client,
+        group=settings.scheduler_group,
+        target_arn=settings.launcher_arn or LOCAL_LAUNCHER_ARN,
+        role_arn=settings.scheduler_role_arn or LOCAL_SCHEDULER_ROLE_ARN,
+    )
+
+
+LOCAL_LAUNCHER_ARN = "arn:aws:lambda:us-east-1:000000000000:function:tether-launcher"
+LOCAL_SCHEDULER_ROLE_ARN = "arn:aws:iam::000000000000:role/tether-scheduler"
 
 
 def load_settings(settings: TetherSettings | None = None) -> TetherSettings:
@@ -136,7 +179,7 @@ def http_api_context(
         if runner is not None
         else job_service(settings, client=client, clock=clock, ids=ids)
     )
-    runner = runner or job_runner(settings, jobs, clock)
+    runner = runner or job_runner(settings, jobs, clock, client)
     authenticator = authenticator_from(auth, clock)
 
     def create(tenant: str, owner: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +201,7 @@ def http_api_context(
         clock=clock,
         idempotent=idempotency,
         runner=runner,
+        scheduler=scheduler_gateway(settings),
     )
     return HttpApiContext(
         settings=settings, authenticator=authenticator, api=api, idempotency=idempotency

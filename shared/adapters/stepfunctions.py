@@ -49,3 +49,13 @@ class StepFunctionsExecutions:
         # arn:aws:states:region:account:stateMachine:NAME → ...:execution:NAME:execution-name
         prefix, machine = self._state_machine_arn.rsplit(":stateMachine:", 1)
         return f"{prefix}:execution:{machine}:{name}"
+
+    def status(self, execution_arn: str) -> str | None:
+        """`shared.services.ports.ExecutionStatuses`: the execution's status, None if unknown."""
+        try:
+            answer = self._client.describe_execution(executionArn=execution_arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(answer["status"])

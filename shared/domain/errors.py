@@ -164,3 +164,21 @@ class RequestInProgress(TetherError):
 
     def __init__(self) -> None:
         super().__init__("a request with this Idempotency-Key is still being processed; retry")
+
+
+class InvalidExpression(TetherError):
+    """A schedule expression or timezone that EventBridge Scheduler would refuse (DESIGN §8)."""
+
+    code = "invalid_expression"
+    title = "Invalid schedule expression"
+
+
+class ScheduleNotFound(TetherError):
+    """Missing, or owned by another tenant: the two are indistinguishable on purpose."""
+
+    code = "schedule_not_found"
+    title = "Schedule not found"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id} does not exist")
+        self.schedule_id = schedule_id

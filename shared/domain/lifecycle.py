@@ -81,9 +81,18 @@ class _Draft:
 
 
 def new_job(
-    request: JobRequest, *, tenant_id: str, owner_id: str, now: datetime, ids: IdFactory
+    request: JobRequest,
+    *,
+    tenant_id: str,
+    owner_id: str,
+    now: datetime,
+    ids: IdFactory,
+    job_id: str | None = None,
 ) -> JobChange:
-    """A job as created: `scheduled` when it has a future `scheduledFor`, else `queued`."""
+    """A job as created: `scheduled` when it has a future `scheduledFor`, else `queued`.
+
+    `job_id` is for launchers that derive it (a schedule's run), so a retry finds the job.
+    """
     scheduled_for = request.schedule.scheduled_for if request.schedule else None
     status = (
         JobStatus.SCHEDULED
@@ -91,7 +100,7 @@ def new_job(
         else JobStatus.QUEUED
     )
     job = JobRecord(
-        job_id=ids.job_id(now),
+        job_id=job_id or ids.job_id(now),
         tenant_id=tenant_id,
         owner_id=owner_id,
         type=request.type,
@@ -141,6 +150,13 @@ def transition(
         changes.setdefault("pause_requested", False)
     draft.announce_status(job.model_copy(update=changes))
     return draft.finish(**changes)
+
+
+def enqueue(job: JobRecord, now: datetime) -> JobChange | None:
+    """A scheduled job whose time has come joins the run queue; None once it has left it."""
+    if job.status is not JobStatus.SCHEDULED:
+        return None
+    return transition(job, JobStatus.QUEUED, now, action="enqueue")
 
 
 def start(job: JobRecord, now: datetime, *, total: int, execution_arn: str | None) -> JobChange:

@@ -18,7 +18,8 @@ from shared.domain.errors import Forbidden, RateLimited
 from shared.domain.models import JobRequest, JobState, JobStatus
 from shared.services.auth import ResumeTokens
 from shared.services.jobs import JobRef, JobService
-from shared.services.ports import JobFilter
+from shared.services.launcher import job_entry, job_schedule_name
+from shared.services.ports import JobFilter, SchedulerGateway
 from shared.services.runner import JobRunner
 
 ControlAction = Literal["cancel", "pause", "resume"]
@@ -49,6 +50,7 @@ class JobsApi:
     clock: Clock
     idempotent: IdempotentCreator | None = None
     runner: JobRunner | None = None  # launches and controls executions; None: jobs stay queued
+    scheduler: SchedulerGateway | None = None  # starts `scheduled` jobs; None: they wait
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -80,7 +82,10 @@ class JobsApi:
             state = record.state()
         if self.runner is not None and state.status is JobStatus.QUEUED:
             # Idempotent on the execution name: a replayed create finds the same execution.
-            self.runner.launch(JobRef(state.tenant_id, state.job_id))
+            # Beyond the tenant's running cap the job waits queued for a slot (DESIGN §8).
+            self.runner.admit(JobRef(state.tenant_id, state.job_id))
+        if self.scheduler is not None and state.status is JobStatus.SCHEDULED:
+            self.scheduler.put(job_entry(state))  # an at(...) schedule; put is idempotent
         token = self.resume_tokens.mint(
             tenant_id=state.tenant_id, subject=principal.subject, job_id=state.job_id
         )
@@ -93,6 +98,8 @@ class JobsApi:
         match action:
             case "cancel":
                 record = self.runner.cancel(ref) if self.runner else self.jobs.request_cancel(ref)
+                if self.scheduler is not None and record.schedule and record.schedule.scheduled_for:
+                    self.scheduler.delete(job_schedule_name(job_id))
             case "pause":
                 record = self.jobs.pause(ref)
             case "resume":

@@ -82,9 +82,17 @@ class JobService:
 
     # -- creating and reading ---------------------------------------------------------------
 
-    def create_job(self, request: JobRequest, *, tenant_id: str, owner_id: str) -> JobRecord:
+    def create_job(
+        self, request: JobRequest, *, tenant_id: str, owner_id: str, job_id: str | None = None
+    ) -> JobRecord:
+        """A new job; with a derived `job_id`, JobAlreadyExists when it was created before."""
         change = lifecycle.new_job(
-            request, tenant_id=tenant_id, owner_id=owner_id, now=self._clock.now(), ids=self._ids
+            request,
+            tenant_id=tenant_id,
+            owner_id=owner_id,
+            now=self._clock.now(),
+            ids=self._ids,
+            job_id=job_id,
         )
         self._store.insert(change)
         return change.job
@@ -151,6 +159,10 @@ class JobService:
             ),
             current,
         )
+
+    def enqueue(self, ref: JobRef) -> JobRecord:
+        """A scheduled job is due: `scheduled` → `queued` (no change once it has moved on)."""
+        return self._mutate(ref, lambda job: lifecycle.enqueue(job, self._clock.now()))
 
     def report_progress(
         self, ref: JobRef, delta: ProgressDelta, *, current: JobRecord | None = None

@@ -15,6 +15,7 @@ from shared.domain.auth import Principal
 from shared.domain.envelope import Envelope
 from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobRecord, JobStatus
+from shared.domain.schedules import ScheduleRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,4 +115,111 @@ class ExecutionGateway(Protocol):
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
         """Release the task waiting on `task_token`; False when it waits no longer."""
+        ...
+
+
+# -- schedules, priorities and cleanup (DESIGN §8) -------------------------------------------
+
+
+class ScheduleStore(Protocol):
+    """Recurring schedules, per tenant, written with optimistic locking on `version`."""
+
+    def insert(self, schedule: ScheduleRecord) -> None: ...
+
+    def get(self, tenant_id: str, schedule_id: str) -> ScheduleRecord:
+        """ScheduleNotFound if missing or another tenant's."""
+        ...
+
+    def list(self, tenant_id: str, *, limit: int) -> list[ScheduleRecord]: ...
+
+    def replace(self, schedule: ScheduleRecord) -> bool:
+        """Write `schedule` if the stored one is at `schedule.version - 1`; False otherwise."""
+        ...
+
+    def delete(self, tenant_id: str, schedule_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerEntry:
+    """One EventBridge Scheduler schedule targeting the launcher with `payload`."""
+
+    name: str
+    expression: str
+    timezone: str
+    payload: dict[str, Any]
+    enabled: bool = True
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    one_time: bool = False  # an at(...) schedule deletes itself once it has run
+
+
+class SchedulerGateway(Protocol):
+    def put(self, entry: SchedulerEntry) -> None:
+        """Create the schedule, or replace it when it exists."""
+        ...
+
+    def set_enabled(self, name: str, enabled: bool) -> None: ...
+
+    def delete(self, name: str) -> None:
+        """Remove the schedule; nothing happens when it is gone already."""
+        ...
+
+
+class RunSlots(Protocol):
+    """A tenant's run slots: the set of jobs allowed to run at once (conditional writes)."""
+
+    def acquire(self, tenant_id: str, job_id: str, *, limit: int) -> bool:
+        """Take a slot for the job (True at once if it holds one); False when all are taken."""
+        ...
+
+    def release(self, tenant_id: str, job_id: str) -> None: ...
+
+    def holders(self) -> dict[str, set[str]]:
+        """Every tenant's slot holders (for cleanup's reconciliation)."""
+        ...
+
+
+class RunQueue(Protocol):
+    def waiting(self, tenant_id: str, *, limit: int) -> list[str]:
+        """Ids of the tenant's queued jobs: highest priority first, oldest first within one."""
+        ...
+
+    def tenants_waiting(self) -> set[str]: ...
+
+
+class Lease(Protocol):
+    """A named lease with an expiry, and the time of the last successful run it guarded."""
+
+    def acquire(self, owner: str, now: datetime, *, seconds: int) -> bool: ...
+
+    def release(self, owner: str) -> None: ...
+
+    def last_run(self) -> datetime | None: ...
+
+    def record_run(self, moment: datetime) -> None: ...
+
+
+class Sweeper(Protocol):
+    """The whole-table reads and deletes of the hourly cleanup."""
+
+    def expired_jobs(self, now: datetime) -> list[tuple[str, str]]:
+        """(tenantId, jobId) of terminal jobs past their expiry."""
+        ...
+
+    def unfinished_jobs(self) -> list[tuple[str, str]]:
+        """(tenantId, jobId) of running and paused jobs."""
+        ...
+
+    def purge_connections(self, now: datetime) -> int:
+        """Delete connection items past their expiry; how many."""
+        ...
+
+    def purge_disabled_devices(self) -> int:
+        """Delete devices whose push endpoint was disabled; how many."""
+        ...
+
+
+class ExecutionStatuses(Protocol):
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when there is no such one."""
         ...

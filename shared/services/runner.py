@@ -20,6 +20,7 @@ from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
 from shared.jobs.base import JobType, PermanentJobError, UnknownJobType, type_result
 from shared.jobs.registry import JOB_TYPES, job_type
 from shared.runner.state import Next, Outcome, RunState, TaskFailure, execution_name
+from shared.services.admission import Admission
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import ExecutionGateway
 
@@ -39,7 +40,9 @@ class JobRunner:
         batch_size: int,
         batches_per_execution: int = c.DEFAULT_BATCHES_PER_EXECUTION,
         types: Mapping[str, JobType] = JOB_TYPES,
+        admission: Admission | None = None,
     ) -> None:
+        self._admission = admission  # None: no per-tenant cap, every job launches at once
         self._batches_per_execution = batches_per_execution
         self._jobs = jobs
         self._clock = clock
@@ -142,7 +145,23 @@ class JobRunner:
         *,
         failure: TaskFailure | None = None,
     ) -> JobRecord:
-        """End the job as decided; without a decision (a Catch got here) fail with `failure`."""
+        """End the job as decided; without a decision (a Catch got here) fail with `failure`.
+
+        A job that has ended gives its run slot back and the tenant's next waiting job starts
+        (DESIGN §8); an execution superseded by the job's next one (continue-as-new) keeps it.
+        """
+        job = self._end(ref, outcome, error, failure)
+        if job.is_terminal and self._admission is not None:
+            self._admission.release(ref, self.launch)
+        return job
+
+    def _end(
+        self,
+        ref: JobRef,
+        outcome: Outcome | None,
+        error: JobError | None,
+        failure: TaskFailure | None,
+    ) -> JobRecord:
         if outcome is None:
             outcome = Outcome.FAILED
             if error is None and failure is not None:
@@ -165,6 +184,17 @@ class JobRunner:
     @property
     def jobs(self) -> JobService:
         return self._jobs
+
+    @property
+    def admission(self) -> Admission | None:
+        return self._admission
+
+    def admit(self, ref: JobRef) -> bool:
+        """Launch a queued job if its tenant has a free run slot; else it waits (False)."""
+        if self._admission is None:
+            self.launch(ref)
+            return True
+        return self._admission.admit(ref, self.launch)
 
     def launch(self, ref: JobRef, generation: int = 0) -> str:
         """Start the job's execution; starting it again finds the same one (named after it)."""
