@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.http_schedules import router as schedules_router
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for
 from shared.api.schemas import JobCreated, JobList, MessageList
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
@@ -37,6 +38,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="Tether", version="2", openapi_version="3.1.0")
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@|-]{1,128}$")]
+app.include_router(schedules_router)  # /schedules... (DESIGN §8)
 
 
 @functools.cache

@@ -1,0 +1,108 @@
+"""The schedules routes of the HTTP API (DESIGN §8), as a Powertools Router.
+
+`functions.http_api` includes this router, so these routes share its resolver: request
+validation, the OpenAPI document and the one problem+json mapping of errors (an invalid
+expression is a 422 naming it, another tenant's schedule a 404). Thin like the rest:
+`shared.services.schedules.SchedulesApi` does the work.
+"""
+
+from __future__ import annotations
+
+import functools
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from shared.api.schedule_schemas import ScheduleList, ScheduleRunStarted
+from shared.domain.auth import Principal
+from shared.domain.schedules import ScheduleRequest, ScheduleState, ScheduleView
+from shared.schedule_wiring import SchedulesHttpContext, schedules_http_context
+from shared.services.auth import bearer_token
+from shared.wiring import load_auth_settings, load_settings
+
+router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
+
+ScheduleId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@|-]{1,128}$")]
+
+
+@functools.cache
+def context() -> SchedulesHttpContext:
+    """Built at the first schedules request of a cold start, from the environment."""
+    return schedules_http_context(load_settings(), load_auth_settings())
+
+
+def principal() -> Principal:
+    token = bearer_token(router.current_event.headers.get("authorization"))
+    return context().authenticator.authenticate(token)
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+@router.post(
+    "/schedules",
+    status_code=HTTPStatus.CREATED,
+    summary="Create a recurring schedule (rate or cron, with a timezone)",
+    responses={
+        201: {
+            "description": "The schedule, enabled, with its next run",
+            "content": {"application/json": {"model": ScheduleView}},
+        }
+    },
+)
+def create_schedule(caller: Caller, request: Annotated[ScheduleRequest, Body()]) -> Response[Any]:
+    created = context().api.create(caller, request)
+    return Response(
+        status_code=HTTPStatus.CREATED,
+        content_type="application/json",
+        body=created.model_dump(mode="json"),
+        headers={"Location": f"/schedules/{created.schedule_id}"},
+    )
+
+
+@router.get("/schedules", summary="List the tenant's schedules")
+def list_schedules(caller: Caller) -> ScheduleList:
+    return ScheduleList(schedules=context().api.list(caller))
+
+
+@router.get("/schedules/<schedule_id>", summary="A schedule with lastRunAt, nextRunAt, runs")
+def get_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
+    return context().api.get(caller, schedule_id)
+
+
+@router.post("/schedules/<schedule_id>/pause", summary="Pause (disables it; idempotent)")
+def pause_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
+    return context().api.set_state(caller, schedule_id, ScheduleState.PAUSED)
+
+
+@router.post("/schedules/<schedule_id>/resume", summary="Resume (enables it; idempotent)")
+def resume_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
+    return context().api.set_state(caller, schedule_id, ScheduleState.ENABLED)
+
+
+@router.post(
+    "/schedules/<schedule_id>/run",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Run now: start one job from the schedule's request",
+)
+def run_schedule(caller: Caller, schedule_id: ScheduleId) -> Response[Any]:
+    launched = context().api.run_now(caller, schedule_id)
+    started = ScheduleRunStarted(job=launched.job, admitted=launched.admitted)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type="application/json",
+        body=started.model_dump(mode="json"),
+        headers={"Location": f"/jobs/{launched.job.job_id}"},
+    )
+
+
+@router.delete(
+    "/schedules/<schedule_id>", status_code=HTTPStatus.NO_CONTENT, summary="Delete a schedule"
+)
+def delete_schedule(caller: Caller, schedule_id: ScheduleId) -> Response[None]:
+    context().api.delete(caller, schedule_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)

@@ -1,0 +1,19 @@
+"""Response bodies of the schedules routes (DESIGN §8), one pydantic model each."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.domain.models import JobState, TetherModel
+from shared.domain.schedules import ScheduleView
+
+
+class ScheduleList(TetherModel):
+    schedules: list[ScheduleView]
+
+
+class ScheduleRunStarted(TetherModel):
+    job: JobState
+    admitted: bool = Field(
+        description="false: the job waits queued for one of the tenant's run slots"
+    )

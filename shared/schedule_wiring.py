@@ -1,0 +1,129 @@
+"""Builds the schedules API, the launcher and the cleanup from settings (DESIGN §8).
+
+One factory per entry point, called at cold start: the schedules routes of the HTTP API, the
+launcher Lambda (targeted by Scheduler and the S3 import rule) and the hourly cleanup Lambda.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from shared.adapters.dynamo_limits import DynamoLease, DynamoRateLimiter
+from shared.adapters.dynamo_maintenance import DynamoSweeper
+from shared.adapters.dynamo_schedules import DynamoScheduleStore
+from shared.adapters.stepfunctions import StepFunctionsExecutions
+from shared.auth_settings import AuthSettings, authenticator_from
+from shared.domain.clock import Clock, IdFactory, SystemClock
+from shared.services.auth import Authenticator
+from shared.services.cleanup import Cleanup
+from shared.services.launcher import Launcher
+from shared.services.runner import JobRunner
+from shared.services.schedules import SchedulesApi
+from shared.settings import TetherSettings
+from shared.wiring import (
+    admission,
+    dynamodb_client,
+    job_service,
+    load_settings,
+    scheduler_gateway,
+    step_functions_executions,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CLEANUP_LEASE_NAME = "cleanup"
+
+
+def scheduling_runner(
+    settings: TetherSettings,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+) -> JobRunner:
+    """A JobRunner that admits jobs through the run slots (executions may be absent)."""
+    clock = clock or SystemClock()
+    client = client or dynamodb_client(settings)
+    jobs = job_service(settings, client=client, clock=clock, ids=ids)
+    return JobRunner(
+        jobs,
+        clock=clock,
+        executions=step_functions_executions(settings),
+        batch_size=settings.batch_size,
+        batches_per_execution=settings.batches_per_execution,
+        admission=admission(settings, jobs, client),
+    )
+
+
+def launcher(
+    settings: TetherSettings | None = None,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    runner: JobRunner | None = None,
+) -> Launcher:
+    settings = load_settings(settings)
+    clock = clock or SystemClock()
+    client = client or dynamodb_client(settings)
+    runner = runner or scheduling_runner(settings, client=client, clock=clock)
+    return Launcher(runner, DynamoScheduleStore(client, settings.schedules_table), clock=clock)
+
+
+def cleanup(
+    settings: TetherSettings | None = None,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    runner: JobRunner | None = None,
+) -> Cleanup:
+    settings = load_settings(settings)
+    clock = clock or SystemClock()
+    client = client or dynamodb_client(settings)
+    runner = runner or scheduling_runner(settings, client=client, clock=clock)
+    executions = step_functions_executions(settings)
+    return Cleanup(
+        runner=runner,
+        sweeper=DynamoSweeper(
+            client,
+            jobs=settings.jobs_table,
+            connections=settings.connections_table,
+            devices=settings.devices_table,
+        ),
+        lease=DynamoLease(client, settings.limits_table, CLEANUP_LEASE_NAME),
+        executions=executions if isinstance(executions, StepFunctionsExecutions) else None,
+        clock=clock,
+        interval=timedelta(seconds=settings.cleanup_interval_seconds),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulesHttpContext:
+    """What the schedules routes of the HTTP handler need, built once per cold start."""
+
+    authenticator: Authenticator
+    api: SchedulesApi
+
+
+def schedules_http_context(
+    settings: TetherSettings,
+    auth: AuthSettings,
+    *,
+    client: DynamoDBClient | None = None,
+    clock: Clock | None = None,
+    runner: JobRunner | None = None,
+) -> SchedulesHttpContext:
+    clock = clock or SystemClock()
+    client = client or dynamodb_client(settings)
+    api = SchedulesApi(
+        store=DynamoScheduleStore(client, settings.schedules_table),
+        scheduler=scheduler_gateway(settings),
+        launcher=launcher(settings, client=client, clock=clock, runner=runner),
+        limiter=DynamoRateLimiter(
+            client, settings.limits_table, limit=settings.write_rate_per_minute
+        ),
+        clock=clock,
+    )
+    return SchedulesHttpContext(authenticator=authenticator_from(auth, clock), api=api)
