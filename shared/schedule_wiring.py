@@ -19,6 +19,7 @@ from shared.domain.clock import Clock, IdFactory, SystemClock
 from shared.services.auth import Authenticator
 from shared.services.cleanup import Cleanup
 from shared.services.launcher import Launcher
+from shared.services.ports import ExecutionStatuses
 from shared.services.runner import JobRunner
 from shared.services.schedules import SchedulesApi
 from shared.settings import TetherSettings
@@ -78,12 +79,15 @@ def cleanup(
     client: DynamoDBClient | None = None,
     clock: Clock | None = None,
     runner: JobRunner | None = None,
+    executions: ExecutionStatuses | None = None,
 ) -> Cleanup:
     settings = load_settings(settings)
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     runner = runner or scheduling_runner(settings, client=client, clock=clock)
-    executions = step_functions_executions(settings)
+    if executions is None:
+        gateway = step_functions_executions(settings)
+        executions = gateway if isinstance(gateway, StepFunctionsExecutions) else None
     return Cleanup(
         runner=runner,
         sweeper=DynamoSweeper(
@@ -93,7 +97,7 @@ def cleanup(
             devices=settings.devices_table,
         ),
         lease=DynamoLease(client, settings.limits_table, CLEANUP_LEASE_NAME),
-        executions=executions if isinstance(executions, StepFunctionsExecutions) else None,
+        executions=executions,
         clock=clock,
         interval=timedelta(seconds=settings.cleanup_interval_seconds),
     )
