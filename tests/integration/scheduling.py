@@ -56,6 +56,7 @@ class RecordedExecutions:
         return arn
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
+        del task_token, output
         return True
 
     def status(self, execution_arn: str) -> str | None:
