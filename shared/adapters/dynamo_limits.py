@@ -115,7 +115,8 @@ class DynamoRunSlots:
     def holders(self) -> dict[str, set[str]]:
         scan: ScanInputTypeDef = {
             "TableName": self._table,
-            "FilterExpression": "begins_with(bucket, :prefix) AND attribute_exists(holders)",
+            "FilterExpression": "begins_with(#bucket, :prefix) AND attribute_exists(holders)",
+            "ExpressionAttributeNames": {"#bucket": "bucket"},  # a reserved word
             "ExpressionAttributeValues": {":prefix": {"S": SLOTS_PREFIX}},
             "ConsistentRead": True,
         }
@@ -147,10 +148,10 @@ class DynamoLease:
                 # Free, expired, or ours already. An expiry beyond any sane lease means the
                 # clock moved back since it was written: it must not block forever.
                 ConditionExpression=(
-                    "attribute_not_exists(bucket) OR leaseUntil < :now OR #owner = :owner"
+                    "attribute_not_exists(#bucket) OR leaseUntil < :now OR #owner = :owner"
                     " OR leaseUntil > :horizon"
                 ),
-                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeNames={"#owner": "owner", "#bucket": "bucket"},
                 ExpressionAttributeValues={
                     ":now": {"N": str(moment)},
                     ":owner": {"S": owner},

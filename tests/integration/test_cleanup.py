@@ -1,0 +1,165 @@
+"""The hourly cleanup (DESIGN §8): exactly what expired goes, dead executions fail, slots are
+reconciled; at most once per interval, clock jumps do not block it, two at once are safe."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.adapters.dynamo_connections import DynamoConnectionStore
+from shared.adapters.dynamo_limits import DynamoLease, DynamoRunSlots
+from shared.domain.auth import Principal, Scope
+from shared.domain.errors import JobNotFound
+from shared.domain.models import JobStatus
+from shared.schedule_wiring import CLEANUP_LEASE_NAME
+from shared.services.jobs import JobRef
+from tests.integration.scheduling import World, world
+
+__all__ = ["world"]
+
+
+def _job(world: World, priority: str = "normal") -> str:
+    world.clock.advance(seconds=1)
+    status, created = world.call("POST", "/jobs", {"type": "demo", "priority": priority})
+    assert status == 202
+    return str(created["job"]["jobId"])
+
+
+def _finished_job(world: World) -> str:
+    job_id = _job(world)
+    world.start("acme", job_id)
+    world.finish("acme", job_id)
+    return job_id
+
+
+def _message_count(world: World, job_id: str) -> int:
+    answer = world.client.query(
+        TableName=world.tables["messages"],
+        KeyConditionExpression="jobKey = :key",
+        ExpressionAttributeValues={":key": {"S": f"acme#{job_id}"}},
+        Select="COUNT",
+    )
+    return int(answer["Count"])
+
+
+def _device(world: World, device_id: str, enabled: bool | None) -> None:
+    item: dict[str, Any] = {"ownerKey": {"S": "acme#alice"}, "deviceId": {"S": device_id}}
+    if enabled is not None:
+        item["enabled"] = {"BOOL": enabled}
+    world.client.put_item(TableName=world.tables["devices"], Item=item)
+
+
+def _devices(world: World) -> set[str]:
+    items = world.client.scan(TableName=world.tables["devices"])["Items"]
+    return {item["deviceId"]["S"] for item in items}
+
+
+def test_cleanup_removes_exactly_what_expired_and_fails_dead_executions(world: World) -> None:
+    # Given a job that ended 31 days ago and one that ended 11 days ago
+    old = _finished_job(world)
+    assert _message_count(world, old) > 0
+    world.clock.advance(days=20)
+    recent = _finished_job(world)
+    # And two running jobs holding acme's two slots (one execution died), and one waiting
+    alive, dead, waiting = _job(world), _job(world), _job(world, "high")
+    world.start("acme", alive)
+    dead_job = world.start("acme", dead)
+    assert dead_job.execution_arn is not None
+    world.executions.statuses[dead_job.execution_arn] = "FAILED"
+    # And connections (one past its expiry), devices (one disabled), a leaked slot of a ghost
+    connections = DynamoConnectionStore(world.client, world.tables["connections"])
+    owner = Principal(tenant_id="acme", subject="alice", scopes=frozenset(Scope))
+    connections.connect("stale", owner, world.clock.now())
+    world.clock.advance(days=11)
+    connections.connect("live", owner, world.clock.now())
+    for device_id, enabled in [("off", False), ("on", True), ("new", None)]:
+        _device(world, device_id, enabled)
+    slots = DynamoRunSlots(world.client, world.tables["limits"])
+    assert slots.acquire("globex", "j_ghost", limit=2)
+
+    # When the hourly cleanup runs
+    report = world.run_cleanup()
+
+    # Then it purged the expired job with its messages, and nothing else
+    assert report["ran"] is True
+    assert report["purged_jobs"] == 1
+    with pytest.raises(JobNotFound):
+        world.jobs.get(JobRef("acme", old))
+    assert _message_count(world, old) == 0
+    assert world.jobs.get(JobRef("acme", recent)).status is JobStatus.COMPLETED
+    assert _message_count(world, recent) > 0
+    # And it failed the job whose execution died, which freed its slot for the waiting job
+    failed = world.jobs.get(JobRef("acme", dead))
+    assert (failed.status, failed.error and failed.error.code) == (
+        JobStatus.FAILED,
+        "execution_ended",
+    )
+    assert report["failed_jobs"] == [dead]
+    assert world.jobs.get(JobRef("acme", alive)).status is JobStatus.RUNNING
+    assert world.executions.started[-1] == waiting
+    assert slots.holders() == {"acme": {alive, waiting}}
+    assert report["released_slots"] == ["j_ghost"]
+    # And stale connections and disabled devices are gone, live ones stay
+    assert (report["purged_connections"], report["purged_devices"]) == (1, 1)
+    assert connections.get("stale", world.clock.now()) is None
+    assert connections.get("live", world.clock.now()) is not None
+    assert _devices(world) == {"on", "new"}
+
+
+def test_cleanup_runs_at_most_once_per_interval_and_after_the_clock_moved_back(
+    world: World,
+) -> None:
+    start = world.clock.now()
+    # The first invocation runs; one ten minutes later does not
+    assert world.run_cleanup()["ran"] is True
+    world.clock.advance(minutes=10)
+    skipped = world.run_cleanup()
+    assert (skipped["ran"], skipped["reason"]) == (False, "ran less than an interval ago")
+    # An hour after the last run (EventBridge may be a few seconds early) it runs again
+    world.clock.set(start + timedelta(minutes=59, seconds=30))
+    assert world.run_cleanup()["ran"] is True
+
+    # When the clock moves back two hours, the recorded run lies in the future: it still runs
+    world.clock.set(start - timedelta(hours=2))
+    assert world.run_cleanup()["ran"] is True
+    # And the interval counts from that run
+    world.clock.advance(minutes=30)
+    assert world.run_cleanup()["ran"] is False
+    lease = DynamoLease(world.client, world.tables["limits"], CLEANUP_LEASE_NAME)
+    assert lease.last_run() == start - timedelta(hours=2)
+
+
+def test_a_held_lease_blocks_a_second_cleanup_until_it_expires(world: World) -> None:
+    lease = DynamoLease(world.client, world.tables["limits"], CLEANUP_LEASE_NAME)
+    assert lease.acquire("crashed-run", world.clock.now(), seconds=15 * 60)
+
+    blocked = world.run_cleanup()
+    assert (blocked["ran"], blocked["reason"]) == (False, "another cleanup holds the lease")
+
+    world.clock.advance(minutes=16)  # the crashed holder's lease expired
+    assert world.run_cleanup()["ran"] is True
+
+
+def test_two_cleanups_at_once_run_once(world: World) -> None:
+    old = _finished_job(world)
+    world.clock.advance(days=31)
+    barrier = threading.Barrier(2)
+    reports: list[dict[str, Any]] = []
+
+    def invoke(request_id: str) -> None:
+        barrier.wait()
+        reports.append(world.run_cleanup(request_id))
+
+    threads = [threading.Thread(target=invoke, args=(f"run-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(report["ran"] for report in reports) == [False, True]
+    assert sum(report["purged_jobs"] for report in reports) == 1
+    with pytest.raises(JobNotFound):
+        world.jobs.get(JobRef("acme", old))

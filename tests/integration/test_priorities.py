@@ -1,0 +1,84 @@
+"""Priorities and per-tenant concurrency (DESIGN §8) on real DynamoDB conditional writes."""
+
+from __future__ import annotations
+
+from shared.adapters.dynamo_limits import DynamoRunSlots
+from shared.domain.models import JobStatus
+from shared.services.jobs import JobRef
+from tests.integration.scheduling import World, world
+
+__all__ = ["world"]
+
+
+def _create(world: World, priority: str, tenant: str = "acme") -> str:
+    world.clock.advance(seconds=1)  # distinct creation times: oldest first within a priority
+    status, created = world.call(
+        "POST", "/jobs", {"type": "demo", "priority": priority}, tenant=tenant
+    )
+    assert status == 202, created
+    return str(created["job"]["jobId"])
+
+
+def _holders(world: World, tenant: str = "acme") -> set[str]:
+    return DynamoRunSlots(world.client, world.tables["limits"]).holders().get(tenant, set())
+
+
+def test_five_jobs_of_mixed_priority_with_a_cap_of_two_start_in_priority_order(
+    world: World,
+) -> None:
+    # Given a cap of 2 running jobs per tenant and five jobs created in this order
+    low_a, normal_b, high_c, normal_d, high_e = (
+        _create(world, p) for p in ("low", "normal", "high", "normal", "high")
+    )
+
+    # Then the first two took the slots and the other three wait queued
+    assert world.executions.started == [low_a, normal_b]
+    assert _holders(world) == {low_a, normal_b}
+    for job_id in (high_c, normal_d, high_e):
+        assert world.jobs.get(JobRef("acme", job_id)).status is JobStatus.QUEUED
+    for job_id in (low_a, normal_b):
+        world.start("acme", job_id)
+
+    # When running jobs end one at a time, each freed slot goes to the best waiting job:
+    # highest priority first, oldest first within a priority
+    for finished in (low_a, normal_b, high_c, high_e, normal_d):
+        world.finish("acme", finished)
+        newest = world.executions.started[-1]
+        if world.jobs.get(JobRef("acme", newest)).status is JobStatus.QUEUED:
+            world.start("acme", newest)
+        assert len(_holders(world)) <= 2
+
+    # Then they started high C, high E (older high first), then normal D
+    assert world.executions.started == [low_a, normal_b, high_c, high_e, normal_d]
+    assert _holders(world) == set()
+
+
+def test_the_cap_is_per_tenant_and_a_cancelled_waiting_job_never_starts(world: World) -> None:
+    first, second, waiting = (_create(world, "normal") for _ in range(3))
+    # Another tenant's jobs are not held back by acme's full slots
+    other = _create(world, "low", tenant="globex")
+    assert world.executions.started == [first, second, other]
+
+    # When the waiting job is cancelled and a slot frees
+    assert world.call("POST", f"/jobs/{waiting}/cancel")[1]["status"] == "cancelled"
+    world.start("acme", first)
+    world.finish("acme", first)
+
+    # Then nothing else starts, and the free slot stays free for the next job
+    assert world.executions.started == [first, second, other]
+    assert _holders(world) == {second}
+    later = _create(world, "low")
+    assert world.executions.started[-1] == later
+
+
+def test_a_retried_launch_or_finalize_never_takes_or_frees_two_slots(world: World) -> None:
+    first, second, third = (_create(world, "normal") for _ in range(3))
+    # A duplicated launch of a holder is admitted again without taking another slot
+    assert world.runner.admit(JobRef("acme", first))
+    assert _holders(world) == {first, second}
+    world.start("acme", first)
+    world.finish("acme", first)
+    world.finish("acme", first)  # a retried Finalize
+
+    assert _holders(world) == {second, third}
+    assert world.executions.started == [first, second, third]
