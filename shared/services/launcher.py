@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from pydantic import AwareDatetime, Field
 
 from shared import constants as c
+from shared.domain import expressions
 from shared.domain.clock import Clock
 from shared.domain.errors import JobAlreadyExists
 from shared.domain.models import (
@@ -87,6 +88,16 @@ def job_entry(job: JobRecord | JobState) -> SchedulerEntry:
 
 
 def schedule_entry(schedule: ScheduleRecord) -> SchedulerEntry:
+    """The recurring Scheduler schedule of `schedule`.
+
+    A rate runs at `startAt` and every period after it, or, without `startAt`, one period
+    after creation and every period after that: Scheduler's first rate run is at its
+    StartDate, so that is where the first run Tether shows as `nextRunAt` is sent.
+    """
+    start_at = schedule.start_at
+    expression = expressions.parse(schedule.expression)
+    if start_at is None and isinstance(expression, expressions.Rate):
+        start_at = schedule.created_at + timedelta(seconds=expression.seconds)
     return SchedulerEntry(
         name=schedule_name(schedule.schedule_id),
         expression=schedule.expression,
@@ -97,7 +108,7 @@ def schedule_entry(schedule: ScheduleRecord) -> SchedulerEntry:
             "scheduleId": schedule.schedule_id,
         },
         enabled=schedule.state.value == "enabled",
-        start_at=schedule.start_at,
+        start_at=start_at,
         end_at=schedule.end_at,
     )
 

@@ -25,7 +25,7 @@ from shared.adapters.scheduler import EventBridgeScheduler
 from shared.auth_settings import AuthSettings
 from shared.domain.auth import Scope
 from shared.domain.clock import ManualClock
-from shared.domain.models import JobRecord
+from shared.domain.models import JobRecord, JobStatus
 from shared.runner.state import Outcome
 from shared.schedule_wiring import cleanup, launcher, schedules_http_context
 from shared.services.auth import mint_dev_token
@@ -119,6 +119,15 @@ class World:
         """What Prepare does when the launched execution begins: the job runs."""
         arn = f"arn:aws:states:us-east-1:123456789012:execution:runner:{job_id}-g0"
         return self.jobs.start(JobRef(tenant, job_id), total=total, execution_arn=arn)
+
+    def complete_launched(self, tenant: str = "acme") -> None:
+        """Run every launched job of `tenant` to completion, as the JobRunner would."""
+        for job_id in list(self.executions.started):
+            job = self.jobs.get(JobRef(tenant, job_id))
+            if job.status is JobStatus.QUEUED:
+                self.start(tenant, job_id)
+            if not job.is_terminal:
+                self.finish(tenant, job_id)
 
     def finish(self, tenant: str, job_id: str) -> JobRecord:
         """What Finalize does: the job completes and gives its run slot back."""
