@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from shared.adapters.dynamo_limits import DynamoRunSlots
-from shared.domain.models import JobStatus
-from shared.services.jobs import JobRef
-from tests.integration.scheduling import World, world
+from typing import TYPE_CHECKING
 
-__all__ = ["world"]
+import boto3
+import pytest
+
+from functions import runner as runner_handlers
+from infra.local import stepfunctions as local_sfn
+from shared.adapters.dynamo_limits import DynamoRunSlots
+from shared.adapters.dynamo_maintenance import DynamoRunQueue
+from shared.adapters.stepfunctions import StepFunctionsExecutions
+from shared.domain.clock import ManualClock
+from shared.domain.models import JobRequest, JobStatus
+from shared.runner_wiring import RunnerContext
+from shared.services.admission import Admission
+from shared.services.jobs import JobRef, JobService
+from shared.services.runner import JobRunner
+from tests.integration.scheduling import World, world
+from tests.integration.test_runner import Stack, dynamodb
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["dynamodb", "world"]  # dynamodb: with moto's Step Functions interpreter on
 
 
 def _create(world: World, priority: str, tenant: str = "acme") -> str:
@@ -82,3 +99,64 @@ def test_a_retried_launch_or_finalize_never_takes_or_frees_two_slots(world: Worl
 
     assert _holders(world) == {second, third}
     assert world.executions.started == [first, second, third]
+
+
+# -- end to end: the real JobRunner on moto's Step Functions interpreter ----------------------
+
+
+@pytest.fixture
+def capped_stack(
+    dynamodb: DynamoDBClient,
+    table_names: dict[str, str],
+    service: JobService,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Stack:
+    """test_runner's stack, with a run-slot cap of 1 per tenant."""
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    admission = Admission(
+        service,
+        DynamoRunSlots(dynamodb, table_names["limits"]),
+        DynamoRunQueue(dynamodb, table_names["jobs"]),
+        max_running=1,
+    )
+    executions = StepFunctionsExecutions(
+        sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:x"
+    )
+    runner = JobRunner(
+        service, clock=clock, executions=executions, batch_size=100, admission=admission
+    )
+    monkeypatch.setattr(runner_handlers, "context", lambda: RunnerContext(runner=runner))
+    executions._state_machine_arn = local_sfn.deploy_job_runner(
+        lambda_client=boto3.client("lambda", region_name="us-east-1"),
+        iam_client=boto3.client("iam", region_name="us-east-1"),
+        sfn_client=sfn,
+        handlers=local_sfn.runner_handlers(),
+    )
+    return Stack(service=service, runner=runner, sfn=sfn, clock=clock)
+
+
+def test_a_waiting_job_starts_when_the_running_ones_execution_finalizes(
+    capped_stack: Stack,
+) -> None:
+    # Given a cap of 1 and two jobs admitted one after the other
+    service, runner = capped_stack.service, capped_stack.runner
+    first, second = (
+        service.create_job(
+            JobRequest(type="demo", params={"items": n}), tenant_id="acme", owner_id="u1"
+        )
+        for n in (300, 200)
+    )
+    assert runner.admit(JobRef("acme", first.job_id)) is True
+    assert runner.admit(JobRef("acme", second.job_id)) is False
+
+    # When the first one's execution runs to its end
+    done = capped_stack.wait_for_job(JobRef("acme", first.job_id), JobStatus.COMPLETED)
+
+    # Then Finalize gave its slot to the second, which ran to its end too
+    later = capped_stack.wait_for_job(JobRef("acme", second.job_id), JobStatus.COMPLETED)
+    assert done.finished_at is not None
+    assert later.started_at is not None
+    assert later.started_at >= done.finished_at
+    assert later.execution_arn is not None
+    assert capped_stack.wait(later.execution_arn)["status"] == "SUCCEEDED"
