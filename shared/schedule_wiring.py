@@ -49,13 +49,15 @@ def scheduling_runner(
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     jobs = job_service(settings, client=client, clock=clock, ids=ids)
+    executions = step_functions_executions(settings)
     return JobRunner(
         jobs,
         clock=clock,
-        executions=step_functions_executions(settings),
+        executions=executions,
         batch_size=settings.batch_size,
         batches_per_execution=settings.batches_per_execution,
-        admission=admission(settings, jobs, client),
+        # Without executions nothing launches, so nothing holds or frees a slot.
+        admission=admission(settings, jobs, client) if executions is not None else None,
     )
 
 

@@ -6,7 +6,12 @@ secrets), seeds what the samples refer to, fills the placeholders, invokes the h
 Lambda-like context and returns its answer:
 
 * `${TETHER_TOKEN}`: a fresh user token (tenant `local`, user `dev`, every scope);
-* `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one.
+* `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one;
+* `${SCHEDULE_ID}`: a recurring schedule of that user; `${SCHEDULED_JOB_ID}`: a job for later.
+
+The launcher (EventBridge Scheduler's input, or S3's `Object Created` from the import rule) and
+the cleanup (the hourly rule's `Scheduled Event`) replay the same way. No state machine runs in
+the replay, so launched jobs stay `queued`.
 """
 
 from __future__ import annotations
@@ -26,25 +31,44 @@ from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from functions import authorizer, dispatcher, http_api, ws_handler
+from functions import (
+    authorizer,
+    cleanup,
+    dispatcher,
+    http_api,
+    http_schedules,
+    launcher,
+    ws_handler,
+)
 from infra.local import moto_patches
 from infra.local.events import LocalLambdaContext
 from shared import constants as c
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_tables import create_tables
+from shared.adapters.scheduler import EventBridgeScheduler
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import SystemClock
-from shared.domain.models import JobRequest, ProgressDelta
+from shared.domain.models import JobRequest, JobSchedule, ProgressDelta
+from shared.domain.schedules import ScheduleRequest
+from shared.schedule_wiring import schedules_http_context
 from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
-from shared.wiring import AWS_CONFIG, job_service
+from shared.wiring import AWS_CONFIG, job_service, load_auth_settings, load_settings
 
 Handler = Callable[[dict[str, Any], Any], Any]
 TENANT, USER = "local", "dev"
 MANAGEMENT_URL = "https://local.execute-api.us-east-1.amazonaws.com/local"
-_CACHES = (http_api.context, ws_handler.context, authorizer.authenticator, dispatcher.context)
+_CACHES = (
+    http_api.context,
+    ws_handler.context,
+    authorizer.authenticator,
+    dispatcher.context,
+    http_schedules.context,
+    launcher.context,
+    cleanup.context,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,10 @@ class Replayed:
 def handler_for(event: dict[str, Any]) -> tuple[str, Handler]:
     """Which Lambda this event is for, by its shape."""
     records = event.get("Records") or [{}]
+    if event.get("kind") in {"job", "schedule"} or event.get("detail-type") == "Object Created":
+        return "launcher", launcher.handler
+    if event.get("detail-type") == "Scheduled Event":
+        return "cleanup", cleanup.handler
     if records[0].get("eventSource") == "aws:dynamodb":
         return "dispatcher", dispatcher.handler
     if event.get("type") == "REQUEST":
@@ -104,6 +132,10 @@ def _environment() -> Iterator[_World]:
             )
             for cache in _CACHES:
                 cache.cache_clear()
+            scheduler = boto3.client("scheduler", config=AWS_CONFIG)
+            EventBridgeScheduler(
+                scheduler, group=c.DEFAULT_SCHEDULER_GROUP, target_arn="", role_arn=""
+            ).ensure_group()
             yield _World(_seed(client), DynamoConnectionStore(client, tables["connections"]))
     finally:
         for cache in _CACHES:
@@ -128,7 +160,30 @@ def _seed(client: Any) -> dict[str, str]:
         ttl=timedelta(hours=1),
         clock=SystemClock(),
     )
-    return {"TETHER_TOKEN": token, "JOB_ID": running.job_id, "DONE_JOB_ID": done.job_id}
+    later = jobs.create_job(
+        JobRequest(
+            type="demo",
+            schedule=JobSchedule(scheduled_for=SystemClock().now() + timedelta(hours=1)),
+        ),
+        tenant_id=TENANT,
+        owner_id=USER,
+    )
+    return {
+        "TETHER_TOKEN": token,
+        "JOB_ID": running.job_id,
+        "DONE_JOB_ID": done.job_id,
+        "SCHEDULED_JOB_ID": later.job_id,
+        "SCHEDULE_ID": _seed_schedule(client),
+    }
+
+
+def _seed_schedule(client: Any) -> str:
+    schedules = schedules_http_context(load_settings(), load_auth_settings(), client=client).api
+    owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
+    request = ScheduleRequest.model_validate(
+        {"name": "hourly demo", "expression": "rate(1 hour)", "job": {"type": "demo"}}
+    )
+    return schedules.create(owner, request).schedule_id
 
 
 def _fill(text: str, placeholders: dict[str, str]) -> str:

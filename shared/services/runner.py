@@ -190,7 +190,12 @@ class JobRunner:
         return self._admission
 
     def admit(self, ref: JobRef) -> bool:
-        """Launch a queued job if its tenant has a free run slot; else it waits (False)."""
+        """Launch a queued job if its tenant has a free run slot; else it waits (False).
+
+        A runner built without executions (no state machine configured) launches nothing.
+        """
+        if self._executions is None:
+            return False
         if self._admission is None:
             self.launch(ref)
             return True

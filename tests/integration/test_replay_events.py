@@ -21,6 +21,13 @@ HTTP_ROUTES = {
     ("POST", "/jobs/{jobId}/resume"),
     ("DELETE", "/jobs/{jobId}"),
     ("GET", "/openapi.json"),
+    ("POST", "/schedules"),
+    ("GET", "/schedules"),
+    ("GET", "/schedules/{scheduleId}"),
+    ("POST", "/schedules/{scheduleId}/pause"),
+    ("POST", "/schedules/{scheduleId}/resume"),
+    ("POST", "/schedules/{scheduleId}/run"),
+    ("DELETE", "/schedules/{scheduleId}"),
 }
 
 
@@ -36,9 +43,10 @@ def test_every_handler_and_every_http_route_has_a_sample() -> None:
                 event["rawPath"]
                 .replace("${JOB_ID}", "{jobId}")
                 .replace("${DONE_JOB_ID}", "{jobId}")
+                .replace("${SCHEDULE_ID}", "{scheduleId}")
             )
             routes.add((event["requestContext"]["http"]["method"], raw))
-    assert handlers == {"http_api", "authorizer", "ws_handler", "dispatcher"}
+    assert handlers == {"http_api", "authorizer", "ws_handler", "dispatcher", "launcher", "cleanup"}
     assert routes == HTTP_ROUTES
 
 
@@ -75,3 +83,18 @@ def test_websocket_samples_post_the_frames_a_client_expects() -> None:
         (result,) = replay([by_name[name]])
         frames = [frame for sent in result.posted.values() for frame in sent]
         assert [frame["type"] for frame in frames] == types, name
+
+
+def test_launcher_and_cleanup_samples_do_their_work() -> None:
+    by_name = {p.name: p for p in EVENTS}
+    # A job for later and a schedule's run are launched (queued: no state machine in a replay)
+    for name in ("launcher_scheduled_job.json", "launcher_schedule_run.json"):
+        (result,) = replay([by_name[name]])
+        assert (result.handler, result.answer["launched"]) == ("launcher", True), name
+        assert result.answer["status"] == "queued"
+    # An object under imports/local/ becomes a csv_import job of tenant local
+    (imported,) = replay([by_name["launcher_s3_import.json"]])
+    assert (imported.answer["launched"], imported.answer["tenantId"]) == (True, "local")
+    # The hourly cleanup runs once in a fresh world
+    (cleaned,) = replay([by_name["cleanup_hourly.json"]])
+    assert (cleaned.handler, cleaned.answer["ran"]) == ("cleanup", True)
