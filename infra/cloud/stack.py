@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.cloud.http_api import AuthConfig, HttpApi
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.schedules import Schedules
 from infra.cloud.secrets import Secrets
 from infra.cloud.stage import DeploymentStage
 from infra.cloud.storage import Storage
@@ -85,3 +86,14 @@ class TetherStack(Stack):
             log_retention=stage.log_retention,
         )
         self.http_api.start_jobs_on(self.job_runner.state_machine)
+        self.schedules = Schedules(
+            self,
+            "Schedules",
+            storage=self.storage,
+            packaging=self.packaging,
+            secrets=self.secrets,
+            http_api=self.http_api,
+            job_runner=self.job_runner,
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk.assertions import Match
 
 from infra.cloud.http_api import HANDLER, TABLE_KEYS
+from infra.cloud.schedules import HTTP_ENVIRONMENT_KEYS
 from shared import constants as c
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def test_function_environment_is_exactly_what_the_handler_reads(
         c.ENV_POWERTOOLS_SERVICE_NAME,
         c.ENV_POWERTOOLS_METRICS_NAMESPACE,
         c.ENV_STATE_MACHINE_ARN,  # the JobRunner's (tested in test_job_runner)
+        *HTTP_ENVIRONMENT_KEYS,  # schedules (tested in test_schedules)
     }
 
     # When reading the function's variables
@@ -107,7 +109,8 @@ def test_policy_grants_only_the_four_tables_and_the_two_secrets(
     statements = _function_statements(dev_stack)
 
     # Then DynamoDB actions reach the jobs, messages, idempotency and limits tables (and the
-    # jobs table's indexes) only, never `*`
+    # jobs table's indexes), and the schedules table (granted by the Schedules construct) only,
+    # never `*`
     dynamo_resources: list[Any] = []
     for statement in statements:
         actions = statement["Action"]
@@ -116,7 +119,8 @@ def test_policy_grants_only_the_four_tables_and_the_two_secrets(
             resources = statement["Resource"]
             dynamo_resources.extend(resources if isinstance(resources, list) else [resources])
     assert "*" not in dynamo_resources
-    table_arns = [_arn_of(dev_stack, storage.tables[key].table_name) for key in TABLE_KEYS]
+    keys = (*TABLE_KEYS, "schedules")
+    table_arns = [_arn_of(dev_stack, storage.tables[key].table_name) for key in keys]
     plain = [resource for resource in dynamo_resources if "Fn::GetAtt" in resource]
     assert sorted(map(json.dumps, plain)) == sorted(map(json.dumps, table_arns))
     assert len(TABLE_KEYS) == 4

@@ -24,6 +24,7 @@ from shared.constants import (
     ENV_JOBS_TABLE,
     ENV_LIMITS_TABLE,
     ENV_MESSAGES_TABLE,
+    ENV_SCHEDULES_TABLE,
 )
 from shared.tables import TABLES, KeyAttribute, TableSpec
 
@@ -230,6 +231,7 @@ def test_function_environment_names_every_table(dev_stack: SynthesizedStack) -> 
         ENV_DEVICES_TABLE,
         ENV_IDEMPOTENCY_TABLE,
         ENV_LIMITS_TABLE,
+        ENV_SCHEDULES_TABLE,
     }
     for spec in TABLES:
         expected = dev_stack.logical_id_of(storage.tables[spec.key].table_name)

@@ -1,0 +1,360 @@
+"""The `Schedules` construct: DESIGN §8's schedules, triggers, priorities and hourly cleanup.
+
+* An EventBridge Scheduler group for Tether's schedules (one-time `at(...)` jobs and recurring
+  schedules, written by the HTTP function at runtime) and the execution role Scheduler assumes,
+  allowed to invoke the launcher and nothing else.
+* The launcher Lambda (`functions.launcher.handler`), the one target of every schedule and of
+  the import rule.
+* The import bucket, sending its events to EventBridge, and a rule that hands `Object Created`
+  under `imports/` to the launcher (which reads the tenant from `imports/{tenantId}/...`).
+* The cleanup Lambda (`functions.cleanup.handler`) on an EventBridge rule `rate(1 hour)`.
+* The grants the rest of the stack needs for all this: the HTTP function may create, update and
+  delete schedules in the group only, and pass the execution role to Scheduler only; Finalize
+  gives a run slot back and starts the next waiting job; Prepare and ProcessBatch read imports.
+
+Every function reads the same per-tenant cap (`TETHER_MAX_RUNNING_PER_TENANT`), so HTTP, the
+launcher, Finalize and the cleanup agree on it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    CfnElement,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from constructs import Construct
+
+from infra.cloud.http_api import HttpApi
+from infra.cloud.job_runner import JobRunner
+from infra.cloud.lambda_function import acknowledge_index_access, tether_function
+from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.secrets import Secrets
+from infra.cloud.storage import Storage
+from shared import constants as c
+from shared.adapters.dynamo_maintenance import QUEUE_INDEX
+from shared.runner.definition import FINALIZE, PREPARE, PROCESS
+
+LAUNCHER_HANDLER: Final = "functions.launcher.handler"
+CLEANUP_HANDLER: Final = "functions.cleanup.handler"
+# What each function reads and writes. The launcher creates jobs (and their first message),
+# records runs on schedules and takes run slots; the cleanup purges jobs with their messages,
+# connections and devices, and reconciles slots.
+LAUNCHER_TABLES: Final = ("jobs", "messages", "limits", "schedules")
+CLEANUP_TABLES: Final = ("jobs", "messages", "connections", "devices", "limits")
+SCHEDULER_ACTIONS: Final = (
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "scheduler:GetSchedule",
+)
+IMPORTS_RETENTION: Final = Duration.days(30)
+# What this construct adds to other constructs' functions' environments.
+HTTP_ENVIRONMENT_KEYS: Final = (
+    c.ENV_SCHEDULER_GROUP,
+    c.ENV_SCHEDULER_ROLE_ARN,
+    c.ENV_LAUNCHER_ARN,
+    c.ENV_MAX_RUNNING_PER_TENANT,
+)
+FINALIZE_ENVIRONMENT_KEYS: Final = (c.ENV_LIMITS_TABLE, c.ENV_MAX_RUNNING_PER_TENANT)
+
+
+class Schedules(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: Storage,
+        packaging: LambdaPackaging,
+        secrets: Secrets,
+        http_api: HttpApi,
+        job_runner: JobRunner,
+        removal_policy: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+        max_running_per_tenant: int = c.DEFAULT_MAX_RUNNING_PER_TENANT,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self._storage = storage
+        self._state_machine_arn = job_runner.state_machine_arn
+        # Named (not generated) so the IAM resource pattern and the settings can spell it.
+        self.group_name = f"{stack.stack_name}-schedules"
+        self.group = scheduler.ScheduleGroup(self, "Group", schedule_group_name=self.group_name)
+        self._common_environment = {
+            c.ENV_CURSOR_SECRET_ARN: secrets.cursor_secret.secret_arn,
+            c.ENV_STATE_MACHINE_ARN: job_runner.state_machine_arn,
+            c.ENV_MAX_RUNNING_PER_TENANT: str(max_running_per_tenant),
+            c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
+            c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
+        }
+        self.launcher = self._function(
+            "LauncherFunction",
+            LAUNCHER_HANDLER,
+            "Tether launcher: starts scheduled, periodic and S3-triggered jobs (DESIGN §8)",
+            LAUNCHER_TABLES,
+            packaging=packaging,
+            timeout=Duration.seconds(30),
+            removal_policy=removal_policy,
+            log_retention=log_retention,
+        )
+        self.cleanup = self._function(
+            "CleanupFunction",
+            CLEANUP_HANDLER,
+            "Tether hourly cleanup: purge expired, fail dead executions, reconcile run slots",
+            CLEANUP_TABLES,
+            packaging=packaging,
+            # The cleanup's lease lasts as long as the function may run.
+            timeout=Duration.seconds(c.CLEANUP_LEASE_SECONDS),
+            removal_policy=removal_policy,
+            log_retention=log_retention,
+        )
+        for function in (self.launcher, self.cleanup):
+            secrets.cursor_secret.grant_read(function)
+            function.add_to_role_policy(self._start_executions())
+        self.cleanup.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[self._executions_arn(job_runner)],
+            )
+        )
+
+        self.role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+            description="Tether schedules: EventBridge Scheduler invokes the launcher, only",
+        )
+        self.launcher.grant_invoke(self.role)
+        self.imports = self._import_bucket(removal_policy)
+        self._import_rule()
+        self.cleanup_rule = events.Rule(
+            self,
+            "CleanupRule",
+            description="Tether hourly cleanup (DESIGN §8)",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.cleanup, retry_attempts=2)],
+        )
+        self._let_http_schedule(http_api, max_running_per_tenant)
+        self._let_runner_admit(job_runner, max_running_per_tenant)
+        self._acknowledge_findings(job_runner, http_api)
+
+    # -- functions --------------------------------------------------------------------------
+
+    def _function(
+        self,
+        construct_id: str,
+        handler: str,
+        description: str,
+        table_keys: tuple[str, ...],
+        *,
+        packaging: LambdaPackaging,
+        timeout: Duration,
+        removal_policy: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+    ) -> lambda_.Function:
+        function = tether_function(
+            self,
+            construct_id,
+            handler=handler,
+            description=description,
+            packaging=packaging,
+            environment={
+                **self._storage.function_environment(*table_keys),
+                **self._common_environment,
+            },
+            memory_size=512,
+            timeout=timeout,
+            removal_policy=removal_policy,
+            log_retention=log_retention,
+        )
+        for key in table_keys:
+            self._storage.tables[key].grant_read_write_data(function)
+        assert function.role is not None
+        acknowledge_index_access(
+            function.role,
+            self._storage,
+            {
+                key: f"The {key} table's own GSIs: the run queue (jobs `queue`) and, for "
+                "purges, the job and connection indexes the store queries; no other table's."
+                for key in table_keys
+                if self._storage_has_indexes(key)
+            },
+        )
+        return function
+
+    def _storage_has_indexes(self, key: str) -> bool:
+        return key in {"jobs", "connections"}
+
+    def _start_executions(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["states:StartExecution"], resources=[self._state_machine_arn]
+        )
+
+    def _executions_arn(self, job_runner: JobRunner) -> str:
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{job_runner.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    # -- imports ----------------------------------------------------------------------------
+
+    def _import_bucket(self, removal_policy: RemovalPolicy) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            "Imports",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=IMPORTS_RETENTION)],
+            # No auto_delete_objects: its custom resource brings a Lambda with a managed
+            # policy; a dev stack's bucket must be emptied before it is destroyed.
+            removal_policy=removal_policy,
+        )
+        # EventBridge notifications set on the CloudFormation resource itself: the L2's
+        # `event_bridge_enabled` adds a custom-resource Lambda (with a managed policy) for it.
+        cfn_bucket = bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
+        Validations.of(bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-S1",
+                reason="Uploads are transient job inputs, deleted after 30 days; every object "
+                "created is an EventBridge event the launcher logs with its job, which is the "
+                "audit trail imports need.",
+            )
+        )
+        return bucket
+
+    def _import_rule(self) -> None:
+        self.import_rule = events.Rule(
+            self,
+            "ImportRule",
+            description="Tether triggered jobs: a CSV under imports/{tenantId}/ starts csv_import",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [self.imports.bucket_name]},
+                    "object": {"key": [{"prefix": c.IMPORTS_PREFIX}]},
+                },
+            ),
+            targets=[targets.LambdaFunction(self.launcher, retry_attempts=4)],
+        )
+
+    # -- grants to the rest of the stack ----------------------------------------------------
+
+    def _schedule_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="scheduler",
+            resource="schedule",
+            resource_name=f"{self.group_name}/*",
+        )
+
+    def _let_http_schedule(self, http_api: HttpApi, max_running: int) -> None:
+        function = http_api.function
+        for key, value in {
+            c.ENV_SCHEDULER_GROUP: self.group.schedule_group_name,
+            c.ENV_SCHEDULER_ROLE_ARN: self.role.role_arn,
+            c.ENV_LAUNCHER_ARN: self.launcher.function_arn,
+            c.ENV_MAX_RUNNING_PER_TENANT: str(max_running),
+        }.items():
+            function.add_environment(key, value)
+        self._storage.tables["schedules"].grant_read_write_data(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(SCHEDULER_ACTIONS), resources=[self._schedule_arn()])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
+        )
+
+    def _let_runner_admit(self, job_runner: JobRunner, max_running: int) -> None:
+        """Finalize frees a slot and launches the next waiting job; imports are read by the
+        tasks that count and process a csv_import."""
+        finalize = job_runner.functions[FINALIZE]
+        limits = self._storage.tables["limits"]
+        jobs = self._storage.tables["jobs"]
+        finalize.add_environment(c.ENV_LIMITS_TABLE, limits.table_name)
+        finalize.add_environment(c.ENV_MAX_RUNNING_PER_TENANT, str(max_running))
+        finalize.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[limits.table_arn])
+        )
+        finalize.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"], resources=[f"{jobs.table_arn}/index/{QUEUE_INDEX}"]
+            )
+        )
+        finalize.add_to_role_policy(self._start_executions())
+        for step in (PREPARE, PROCESS):
+            self.imports.grant_read(job_runner.functions[step])
+
+    def _acknowledge_findings(self, job_runner: JobRunner, http_api: HttpApi) -> None:
+        stack = Stack.of(self)
+        child = self.launcher.node.default_child
+        assert isinstance(child, CfnElement)
+        launcher_id = stack.get_logical_id(child)
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{launcher_id}.Arn>:*]",
+                reason="`ARN:*` is the launcher's versions and aliases (added by grant_invoke); "
+                "Scheduler may invoke no other function.",
+            )
+        )
+        assert self.cleanup.role is not None
+        Validations.of(self.cleanup.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:"
+                f"<AWS::Region>:<AWS::AccountId>:execution:{job_runner.state_machine_name}:*]",
+                reason="DescribeExecution on the executions of Tether's own JobRunner (their "
+                "names are job ids), to fail jobs whose execution died.",
+            )
+        )
+        assert http_api.function.role is not None
+        Validations.of(http_api.function.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:"
+                f"<AWS::Region>:<AWS::AccountId>:schedule/{self.group_name}/*]",
+                reason="Schedules are created at runtime (one per job for later and per "
+                "recurring schedule); the HTTP function reaches this group's schedules only.",
+            )
+        )
+        bucket = self.imports.node.default_child
+        assert isinstance(bucket, CfnElement)
+        bucket_id = stack.get_logical_id(bucket)
+        for step in (PREPARE, PROCESS):
+            role = job_runner.functions[step].role
+            assert role is not None
+            for finding, reason in {
+                f"Resource::<{bucket_id}.Arn>/*": "the objects of the import bucket, which "
+                "csv_import jobs read (their params name bucket and key); no other bucket.",
+                "Action::s3:GetObject*": "grant_read's object reads, on the import bucket only.",
+                "Action::s3:GetBucket*": "grant_read's bucket reads, on the import bucket only.",
+                "Action::s3:List*": "grant_read's listing of the import bucket only.",
+            }.items():
+                Validations.of(role).acknowledge(
+                    Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
+                )
