@@ -42,6 +42,7 @@ class CleanupReport:
     purged_devices: int = 0
     failed_jobs: list[str] = field(default_factory=list)
     released_slots: list[str] = field(default_factory=list)
+    relaunched_jobs: list[str] = field(default_factory=list)
     started_jobs: list[str] = field(default_factory=list)
 
 
@@ -111,6 +112,7 @@ class Cleanup:
             purged_devices=self._sweeper.purge_disabled_devices(),
             failed_jobs=failed,
             released_slots=reconciled.released if reconciled else [],
+            relaunched_jobs=reconciled.relaunched if reconciled else [],
             started_jobs=reconciled.started if reconciled else [],
         )
 

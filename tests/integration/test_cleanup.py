@@ -13,7 +13,7 @@ from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_limits import DynamoLease, DynamoRunSlots
 from shared.domain.auth import Principal, Scope
 from shared.domain.errors import JobNotFound
-from shared.domain.models import JobStatus
+from shared.domain.models import JobRequest, JobStatus
 from shared.schedule_wiring import CLEANUP_LEASE_NAME
 from shared.services.jobs import JobRef
 from tests.integration.scheduling import World, world
@@ -163,3 +163,17 @@ def test_two_cleanups_at_once_run_once(world: World) -> None:
     assert sum(report["purged_jobs"] for report in reports) == 1
     with pytest.raises(JobNotFound):
         world.jobs.get(JobRef("acme", old))
+
+
+def test_a_slot_holder_whose_launch_failed_is_launched_again(world: World) -> None:
+    # Given a queued job that took a slot but whose execution never started (launch failed)
+    job = world.jobs.create_job(JobRequest(type="demo"), tenant_id="acme", owner_id="alice")
+    assert DynamoRunSlots(world.client, world.tables["limits"]).acquire("acme", job.job_id, limit=2)
+    assert world.executions.started == []
+
+    # When the cleanup reconciles the slots
+    report = world.run_cleanup()
+
+    # Then the job is launched again (idempotent on its execution name), keeping its slot
+    assert report["relaunched_jobs"] == [job.job_id]
+    assert world.executions.started == [job.job_id]
