@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 # Standard retry mode retries throttling and transient errors with backoff (botocore's own);
 # total_max_attempts counts the first request too (max_attempts would mean 5 retries).
 AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
+# Scheduler targets where no CDK app set them (the local stack, the tests): moto checks neither.
+LOCAL_LAUNCHER_ARN = "arn:aws:lambda:us-east-1:000000000000:function:tether-launcher"
+LOCAL_SCHEDULER_ROLE_ARN = "arn:aws:iam::000000000000:role/tether-scheduler"
 
 
 def dynamodb_client(settings: TetherSettings) -> DynamoDBClient:
@@ -104,10 +107,6 @@ def scheduler_gateway(settings: TetherSettings) -> SchedulerGateway:
         target_arn=settings.launcher_arn or LOCAL_LAUNCHER_ARN,
         role_arn=settings.scheduler_role_arn or LOCAL_SCHEDULER_ROLE_ARN,
     )
-
-
-LOCAL_LAUNCHER_ARN = "arn:aws:lambda:us-east-1:000000000000:function:tether-launcher"
-LOCAL_SCHEDULER_ROLE_ARN = "arn:aws:iam::000000000000:role/tether-scheduler"
 
 
 def load_settings(settings: TetherSettings | None = None) -> TetherSettings:
