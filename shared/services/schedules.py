@@ -11,11 +11,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import Clock
-from shared.domain.errors import Forbidden, RateLimited
+from shared.domain.errors import Forbidden, InvalidExpression, RateLimited
 from shared.domain.schedules import (
     ScheduleRecord,
     ScheduleRequest,
@@ -27,6 +28,8 @@ from shared.services.launcher import Launched, Launcher, schedule_entry, schedul
 from shared.services.ports import SchedulerGateway, ScheduleStore
 
 MAX_LISTED: Final = 100
+# EventBridge Scheduler refuses a StartDate earlier than five minutes ago.
+START_AT_GRACE: Final = timedelta(minutes=5)
 MAX_UPDATE_ATTEMPTS: Final = 20
 
 
@@ -64,6 +67,10 @@ class SchedulesApi:
         self._writer(principal)
         request.validated()
         now = self.clock.now()
+        if request.start_at is not None and request.start_at < now - START_AT_GRACE:
+            raise InvalidExpression("startAt cannot lie more than 5 minutes in the past")
+        if request.end_at is not None and request.end_at <= now:
+            raise InvalidExpression("endAt must lie in the future")
         schedule = ScheduleRecord(
             schedule_id=self.new_id(),
             tenant_id=principal.tenant_id,

@@ -88,6 +88,19 @@ def test_the_cap_is_per_tenant_and_a_cancelled_waiting_job_never_starts(world: W
     assert world.executions.started[-1] == later
 
 
+def test_a_tenants_slot_item_may_lower_its_cap(world: World) -> None:
+    # Given acme's slot item says maxRunning = 1 (the configured default is 2)
+    world.client.put_item(
+        TableName=world.tables["limits"],
+        Item={"bucket": {"S": "slots#acme"}, "tenantId": {"S": "acme"}, "maxRunning": {"N": "1"}},
+    )
+    first, second = _create(world, "normal"), _create(world, "high")
+    assert world.executions.started == [first]
+    world.start("acme", first)
+    world.finish("acme", first)
+    assert world.executions.started == [first, second]
+
+
 def test_a_retried_launch_or_finalize_never_takes_or_frees_two_slots(world: World) -> None:
     first, second, third = (_create(world, "normal") for _ in range(3))
     # A duplicated launch of a holder is admitted again without taking another slot

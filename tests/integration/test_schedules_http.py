@@ -152,6 +152,27 @@ def test_schedule_window_is_validated_and_start_bounds_the_next_run(world: World
     status, created = world.call("POST", "/schedules", body)
     assert status == 201, created
     assert created["nextRunAt"] == "2026-01-04T00:00:00Z"
-    backwards = {**body, "endAt": (start - timedelta(days=1)).isoformat()}
-    status, problem = world.call("POST", "/schedules", backwards)
-    assert (status, problem["code"]) == (422, "invalid_expression")
+    refused = {
+        "endAt must be after startAt": {**body, "endAt": (start - timedelta(days=1)).isoformat()},
+        "startAt cannot lie more than 5 minutes in the past": {
+            **body,
+            "startAt": (world.clock.now() - timedelta(hours=1)).isoformat(),
+        },
+        "endAt must lie in the future": {
+            **NIGHTLY,
+            "endAt": (world.clock.now() - timedelta(seconds=1)).isoformat(),
+        },
+    }
+    for detail, bad in refused.items():
+        status, problem = world.call("POST", "/schedules", bad)
+        assert (status, problem["code"], problem["detail"]) == (422, "invalid_expression", detail)
+
+
+def test_the_schedules_routes_are_in_the_openapi_document(world: World) -> None:
+    status, document = world.call("GET", "/openapi.json")
+    assert status == 200
+    paths = document["paths"]
+    assert set(paths["/schedules"]) == {"get", "post"}
+    assert set(paths["/schedules/{schedule_id}"]) == {"get", "delete"}
+    for action in ("pause", "resume", "run"):
+        assert "post" in paths[f"/schedules/{{schedule_id}}/{action}"]
