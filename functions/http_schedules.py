@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from shared.api.schedule_schemas import ScheduleList, ScheduleRunStarted
@@ -65,8 +65,13 @@ def create_schedule(caller: Caller, request: Annotated[ScheduleRequest, Body()])
 
 
 @router.get("/schedules", summary="List the tenant's schedules")
-def list_schedules(caller: Caller) -> ScheduleList:
-    return ScheduleList(schedules=context().api.list(caller))
+def list_schedules(
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> ScheduleList:
+    schedules, next_cursor = context().api.list(caller, limit=limit, cursor=cursor)
+    return ScheduleList(schedules=schedules, next_cursor=next_cursor)
 
 
 @router.get("/schedules/<schedule_id>", summary="A schedule with lastRunAt, nextRunAt, runs")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_limits import DynamoLease, DynamoRateLimiter
 from shared.adapters.dynamo_maintenance import DynamoSweeper
 from shared.adapters.dynamo_schedules import DynamoScheduleStore
@@ -36,6 +37,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 CLEANUP_LEASE_NAME = "cleanup"
+
+
+def schedule_store(settings: TetherSettings, client: DynamoDBClient) -> DynamoScheduleStore:
+    if settings.cursor_secret is None:
+        raise ValueError("resolve the cursor secret first (load_settings)")
+    cursors = CursorCodec(settings.cursor_secret.get_secret_value().encode())
+    return DynamoScheduleStore(client, settings.schedules_table, cursors)
 
 
 def scheduling_runner(
@@ -72,7 +80,7 @@ def launcher(
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     runner = runner or scheduling_runner(settings, client=client, clock=clock)
-    return Launcher(runner, DynamoScheduleStore(client, settings.schedules_table), clock=clock)
+    return Launcher(runner, schedule_store(settings, client), clock=clock)
 
 
 def cleanup(
@@ -124,7 +132,7 @@ def schedules_http_context(
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     api = SchedulesApi(
-        store=DynamoScheduleStore(client, settings.schedules_table),
+        store=schedule_store(settings, client),
         scheduler=scheduler_gateway(settings),
         launcher=launcher(settings, client=client, clock=clock, runner=runner),
         limiter=DynamoRateLimiter(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_codec import from_attribute_map, to_attribute_map
 from shared.domain.errors import ScheduleNotFound
 from shared.domain.schedules import ScheduleRecord
@@ -31,9 +32,10 @@ def _failed_condition(exc: ClientError) -> bool:
 class DynamoScheduleStore:
     """`shared.services.ports.ScheduleStore` on DynamoDB."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cursors: CursorCodec) -> None:
         self._client = client
         self._table = table
+        self._cursors = cursors
 
     def insert(self, schedule: ScheduleRecord) -> None:
         self._client.put_item(
@@ -52,15 +54,26 @@ class DynamoScheduleStore:
             raise ScheduleNotFound(schedule_id)
         return ScheduleRecord.model_validate(from_attribute_map(item))
 
-    def list(self, tenant_id: str, *, limit: int) -> list[ScheduleRecord]:
+    def list(
+        self, tenant_id: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[ScheduleRecord], str | None]:
+        """One page of the tenant's schedules and the opaque, signed cursor of the next one."""
         query: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "tenantId = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant_id}},
             "Limit": limit,
         }
-        items = self._client.query(**query).get("Items", [])
-        return [ScheduleRecord.model_validate(from_attribute_map(item)) for item in items]
+        scope = f"schedules|{tenant_id}"
+        if cursor:
+            query["ExclusiveStartKey"] = self._cursors.decode(scope, cursor)
+        page = self._client.query(**query)
+        schedules = [
+            ScheduleRecord.model_validate(from_attribute_map(item))
+            for item in page.get("Items", [])
+        ]
+        last = page.get("LastEvaluatedKey")
+        return schedules, self._cursors.encode(scope, last) if last else None
 
     def replace(self, schedule: ScheduleRecord) -> bool:
         try:

@@ -10,6 +10,7 @@ from shared.domain.schedules import ScheduleView
 
 class ScheduleList(TetherModel):
     schedules: list[ScheduleView]
+    next_cursor: str | None = Field(default=None, description="opaque; pass back as ?cursor=")
 
 
 class ScheduleRunStarted(TetherModel):

@@ -130,7 +130,11 @@ class ScheduleStore(Protocol):
         """ScheduleNotFound if missing or another tenant's."""
         ...
 
-    def list(self, tenant_id: str, *, limit: int) -> list[ScheduleRecord]: ...
+    def list(
+        self, tenant_id: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[ScheduleRecord], str | None]:
+        """One page, and the opaque cursor of the next (None at the end)."""
+        ...
 
     def replace(self, schedule: ScheduleRecord) -> bool:
         """Write `schedule` if the stored one is at `schedule.version - 1`; False otherwise."""

@@ -93,10 +93,15 @@ class SchedulesApi:
             raise
         return schedule.view(now)
 
-    def list(self, principal: Principal) -> list[ScheduleView]:
+    def list(
+        self, principal: Principal, *, limit: int = MAX_LISTED, cursor: str | None = None
+    ) -> tuple[list[ScheduleView], str | None]:
         self._reader(principal)
         now = self.clock.now()
-        return [s.view(now) for s in self.store.list(principal.tenant_id, limit=MAX_LISTED)]
+        page, next_cursor = self.store.list(
+            principal.tenant_id, limit=max(1, min(limit, MAX_LISTED)), cursor=cursor
+        )
+        return [s.view(now) for s in page], next_cursor
 
     def get(self, principal: Principal, schedule_id: str) -> ScheduleView:
         self._reader(principal)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import boto3
 import pytest
@@ -88,9 +89,11 @@ class World:
         self, method: str, path: str, body: Any = None, *, tenant: str = "acme"
     ) -> tuple[int, Any]:
         headers = {"authorization": f"Bearer {self.token(tenant)}"}
-        answer = http_api.handler(
-            http_api_event(method, path, headers=headers, body=body), LocalLambdaContext()
+        path, _, query = path.partition("?")
+        event = http_api_event(
+            method, path, headers=headers, body=body, query=dict(parse_qsl(query)) or None
         )
+        answer = http_api.handler(event, LocalLambdaContext())
         raw = answer.get("body") or ""
         return answer["statusCode"], json.loads(raw) if raw else None
 

@@ -112,6 +112,22 @@ def test_invalid_expressions_are_422_problems_naming_the_error(world: World) -> 
     assert world.aws_schedule_names() == set()
 
 
+def test_list_pages_with_a_signed_cursor(world: World) -> None:
+    created = {
+        world.call("POST", "/schedules", {**NIGHTLY, "name": f"n{i}"})[1]["scheduleId"]
+        for i in range(3)
+    }
+    _, first = world.call("GET", "/schedules?limit=2")
+    assert len(first["schedules"]) == 2
+    assert first["nextCursor"]
+    _, second = world.call("GET", f"/schedules?limit=2&cursor={first['nextCursor']}")
+    assert second["nextCursor"] is None
+    listed = {s["scheduleId"] for s in first["schedules"] + second["schedules"]}
+    assert listed == created
+    status, problem = world.call("GET", f"/schedules?cursor={first['nextCursor']}", tenant="globex")
+    assert (status, problem["code"]) == (400, "invalid_cursor")
+
+
 def test_another_tenants_schedule_is_not_found(world: World) -> None:
     _, created = world.call("POST", "/schedules", NIGHTLY)
     path = f"/schedules/{created['scheduleId']}"
