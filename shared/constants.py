@@ -78,3 +78,12 @@ DEFAULT_BATCH_SIZE: Final = 100
 # the next one, well below Step Functions Standard's 25,000 history events.
 ENV_BATCHES_PER_EXECUTION: Final = "TETHER_BATCHES_PER_EXECUTION"
 DEFAULT_BATCHES_PER_EXECUTION: Final = 1000
+
+# Push (DESIGN §5, §7): the SNS platform application of each platform (CloudFormation has no
+# resource for them: they come from configuration) and how long the JobRunner waits for a live
+# client to acknowledge a job's end before it pushes.
+ENV_PUSH_APNS_ARN: Final = "TETHER_PUSH_APNS_ARN"
+ENV_PUSH_APNS_SANDBOX_ARN: Final = "TETHER_PUSH_APNS_SANDBOX_ARN"
+ENV_PUSH_FCM_ARN: Final = "TETHER_PUSH_FCM_ARN"
+ENV_PUSH_GRACE_SECONDS: Final = "TETHER_PUSH_GRACE_SECONDS"
+DEFAULT_PUSH_GRACE_SECONDS: Final = 15

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from shared import constants as c
 from shared.domain.clock import Clock, IdFactory, SystemClock
+from shared.push_wiring import push_notifier
 from shared.services.ports import ExecutionGateway
+from shared.services.push import PushNotifier
 from shared.services.runner import JobRunner
 from shared.settings import TetherSettings
 from shared.wiring import (
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class RunnerContext:
     runner: JobRunner
+    # The Notify task's use case; None where push is not wired (no devices table).
+    notifier: PushNotifier | None = None
+    push_grace_seconds: int = c.DEFAULT_PUSH_GRACE_SECONDS
 
 
 def runner_context(
@@ -32,10 +38,12 @@ def runner_context(
     clock: Clock | None = None,
     ids: IdFactory | None = None,
     executions: ExecutionGateway | None = None,
+    sns: Any | None = None,
 ) -> RunnerContext:
     settings = load_settings(settings)
     clock = clock or SystemClock()
-    jobs = job_service(settings, client=client or dynamodb_client(settings), clock=clock, ids=ids)
+    client = client or dynamodb_client(settings)
+    jobs = job_service(settings, client=client, clock=clock, ids=ids)
     runner = JobRunner(
         jobs,
         clock=clock,
@@ -43,4 +51,9 @@ def runner_context(
         batch_size=settings.batch_size,
         batches_per_execution=settings.batches_per_execution,
     )
-    return RunnerContext(runner=runner)
+    notifier = None
+    if settings.devices_table and settings.connections_table:
+        notifier = push_notifier(settings, jobs, client=client, sns=sns, clock=clock)
+    return RunnerContext(
+        runner=runner, notifier=notifier, push_grace_seconds=settings.push_grace_seconds
+    )

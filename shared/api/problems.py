@@ -32,6 +32,8 @@ STATUS_OF: Final[dict[type[errors.TetherError], HTTPStatus]] = {
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.IdempotencyKeyReused: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.RequestInProgress: HTTPStatus.CONFLICT,
+    errors.DeviceNotFound: HTTPStatus.NOT_FOUND,
+    errors.PushNotConfigured: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

@@ -164,3 +164,25 @@ class RequestInProgress(TetherError):
 
     def __init__(self) -> None:
         super().__init__("a request with this Idempotency-Key is still being processed; retry")
+
+
+class DeviceNotFound(TetherError):
+    """Missing, or another user's or tenant's device: indistinguishable on purpose."""
+
+    code = "device_not_found"
+    title = "Device not found"
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id} does not exist")
+        self.device_id = device_id
+
+
+class PushNotConfigured(TetherError):
+    """No SNS platform application is configured for the platform a device asked for."""
+
+    code = "push_not_configured"
+    title = "Push not configured"
+
+    def __init__(self, platform: str) -> None:
+        super().__init__(f"push to {platform} devices is not configured on this deployment")
+        self.platform = platform
