@@ -6,7 +6,10 @@ secrets), seeds what the samples refer to, fills the placeholders, invokes the h
 Lambda-like context and returns its answer:
 
 * `${TETHER_TOKEN}`: a fresh user token (tenant `local`, user `dev`, every scope);
-* `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one.
+* `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one;
+* `${DEVICE_ID}`: an iPhone of that user, registered on the local SNS push applications.
+
+What a handler pushed (the Notify task) is read back with the local push sink.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from functions import authorizer, dispatcher, http_api, ws_handler
+from functions import authorizer, dispatcher, http_api, http_devices, runner, ws_handler
 from infra.local import moto_patches
 from infra.local.events import LocalLambdaContext
+from infra.local.push_sink import PushSink, create_platform_applications, platform_environment
 from shared import constants as c
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_tables import create_tables
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import SystemClock
-from shared.domain.models import JobRequest, ProgressDelta
+from shared.domain.models import JobRequest, Platform, ProgressDelta
+from shared.domain.push import DeviceRegistration
+from shared.push_wiring import devices
 from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
@@ -44,7 +50,15 @@ from shared.wiring import AWS_CONFIG, job_service
 Handler = Callable[[dict[str, Any], Any], Any]
 TENANT, USER = "local", "dev"
 MANAGEMENT_URL = "https://local.execute-api.us-east-1.amazonaws.com/local"
-_CACHES = (http_api.context, ws_handler.context, authorizer.authenticator, dispatcher.context)
+_CACHES = (
+    http_api.context,
+    http_devices.context,
+    ws_handler.context,
+    authorizer.authenticator,
+    dispatcher.context,
+    runner.context,
+)
+SAMPLE_DEVICE_TOKEN = "5ample" + "0" * 58  # an APNs-shaped token; moto's SNS accepts any
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class Replayed:
     handler: str
     answer: Any
     posted: dict[str, list[Any]] = field(default_factory=dict)  # frames sent to @connections
+    pushed: list[dict[str, Any]] = field(default_factory=list)  # what APNs/FCM would get
 
     @property
     def ok(self) -> bool:
@@ -71,6 +86,8 @@ def handler_for(event: dict[str, Any]) -> tuple[str, Handler]:
         return "http_api", http_api.handler
     if "eventType" in event.get("requestContext", {}):
         return "ws_handler", ws_handler.handler
+    if {"tenantId", "jobId", "push", "graceSeconds"} <= event.keys():
+        return "notify", runner.notify  # the JobRunner's Notify task: Finalize's output
     raise ValueError("not an event Tether has a handler for")
 
 
@@ -93,6 +110,8 @@ def _environment() -> Iterator[_World]:
             client = boto3.client("dynamodb", config=AWS_CONFIG)
             tables = create_tables(client, "replay")
             os.environ.update({spec.env_var: tables[spec.key] for spec in TABLES})
+            sns = boto3.client("sns")
+            os.environ.update(platform_environment(create_platform_applications(sns)))
             os.environ.update(
                 {
                     c.ENV_CURSOR_SECRET: keys["cursor"],
@@ -128,7 +147,16 @@ def _seed(client: Any) -> dict[str, str]:
         ttl=timedelta(hours=1),
         clock=SystemClock(),
     )
-    return {"TETHER_TOKEN": token, "JOB_ID": running.job_id, "DONE_JOB_ID": done.job_id}
+    registered = devices(TetherSettings(), client=client).register(
+        Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope)),
+        DeviceRegistration(platform=Platform.IOS, token=SAMPLE_DEVICE_TOKEN),
+    )
+    return {
+        "TETHER_TOKEN": token,
+        "JOB_ID": running.job_id,
+        "DONE_JOB_ID": done.job_id,
+        "DEVICE_ID": registered.device.device_id,
+    }
 
 
 def _fill(text: str, placeholders: dict[str, str]) -> str:
@@ -149,7 +177,8 @@ def replay(paths: list[Path]) -> list[Replayed]:
                 owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
                 world.connections.connect(connection, owner, SystemClock().now())
             answer = handler(event, LocalLambdaContext(function_name=f"tether-{name}"))
-            results.append(Replayed(path, name, answer, _posted_frames()))
+            pushed = [delivery.summary() for delivery in PushSink().deliveries()]
+            results.append(Replayed(path, name, answer, _posted_frames(), pushed))
     return results
 
 

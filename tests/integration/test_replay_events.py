@@ -21,6 +21,8 @@ HTTP_ROUTES = {
     ("POST", "/jobs/{jobId}/resume"),
     ("DELETE", "/jobs/{jobId}"),
     ("GET", "/openapi.json"),
+    ("POST", "/devices"),
+    ("DELETE", "/devices/{deviceId}"),
 }
 
 
@@ -36,9 +38,10 @@ def test_every_handler_and_every_http_route_has_a_sample() -> None:
                 event["rawPath"]
                 .replace("${JOB_ID}", "{jobId}")
                 .replace("${DONE_JOB_ID}", "{jobId}")
+                .replace("${DEVICE_ID}", "{deviceId}")
             )
             routes.add((event["requestContext"]["http"]["method"], raw))
-    assert handlers == {"http_api", "authorizer", "ws_handler", "dispatcher"}
+    assert handlers == {"http_api", "authorizer", "ws_handler", "dispatcher", "notify"}
     assert routes == HTTP_ROUTES
 
 
@@ -75,3 +78,21 @@ def test_websocket_samples_post_the_frames_a_client_expects() -> None:
         (result,) = replay([by_name[name]])
         frames = [frame for sent in result.posted.values() for frame in sent]
         assert [frame["type"] for frame in frames] == types, name
+
+
+def test_the_notify_sample_pushes_the_finished_job_to_the_seeded_iphone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the Notify task's sample (Finalize's output for the seeded finished job)
+    sample = next(p for p in EVENTS if p.name == "runner_notify.json")
+
+    # When it is replayed
+    (result,) = replay([sample])
+
+    # Then the seeded iPhone got one push for that job, and `tether replay` shows it
+    assert result.answer["pushes"] == {"sent": 1}
+    (push,) = result.pushed
+    assert (push["platform"], push["jobId"]) == ("ios", result.answer["jobId"])
+    assert push["title"] == "Demo finished"
+    assert main(["replay", str(sample)]) == 0
+    assert "push that would have reached ios" in capsys.readouterr().out
