@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from shared.domain.errors import InvalidPushToken
 from shared.domain.models import Platform
 from shared.services.ports import EndpointDisabled, EndpointState
 
@@ -64,8 +65,11 @@ class SnsPushGateway:
             return str(created["EndpointArn"])
         except ClientError as error:
             existing = _EXISTING_ENDPOINT.search(str(error.response.get("Error", {})))
-            if _code(error) != "InvalidParameter" or existing is None:
+            if _code(error) != "InvalidParameter":
                 raise
+            if existing is None:
+                # SNS validates the token's shape (e.g. APNs: hex digits): the caller's error.
+                raise InvalidPushToken(platform.value) from None
         arn = existing.group(1)
         self._repair(arn, self._attributes(arn) or {}, token, owner_key)
         return arn

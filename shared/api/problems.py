@@ -34,6 +34,7 @@ STATUS_OF: Final[dict[type[errors.TetherError], HTTPStatus]] = {
     errors.RequestInProgress: HTTPStatus.CONFLICT,
     errors.DeviceNotFound: HTTPStatus.NOT_FOUND,
     errors.PushNotConfigured: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.InvalidPushToken: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

@@ -186,3 +186,14 @@ class PushNotConfigured(TetherError):
     def __init__(self, platform: str) -> None:
         super().__init__(f"push to {platform} devices is not configured on this deployment")
         self.platform = platform
+
+
+class InvalidPushToken(TetherError):
+    """The push service refused the token itself; the message never quotes the token."""
+
+    code = "invalid_push_token"
+    title = "Invalid push token"
+
+    def __init__(self, platform: str) -> None:
+        super().__init__(f"the {platform} push service refused this token")
+        self.platform = platform

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
@@ -267,3 +268,27 @@ def test_openapi_documents_the_device_routes(api: Api) -> None:
     assert status == 200
     assert set(document["paths"]["/devices"]) == {"post"}
     assert set(document["paths"]["/devices/{device_id}"]) == {"delete"}
+
+
+def test_a_token_sns_refuses_is_a_422_that_does_not_quote_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SNS refusing the token's shape, as it does for a malformed APNs token
+    def refuse(**_: Any) -> None:
+        error = {
+            "Error": {
+                "Code": "InvalidParameter",
+                "Message": "Invalid parameter: Token Reason: iOS device tokens must be no more "
+                "than 400 hexadecimal characters",
+            }
+        }
+        raise ClientError(error, "CreatePlatformEndpoint")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api.sns, "create_platform_endpoint", refuse)
+
+    # When the device registers / Then 422 invalid_push_token, and nothing is stored
+    status, problem = api.register(api.token(), platform="ios", token=IOS_TOKEN)
+    assert status == 422
+    assert problem["code"] == "invalid_push_token"
+    assert IOS_TOKEN not in json.dumps(problem)
+    assert api.endpoints() == {}
