@@ -144,8 +144,11 @@ def _counters_text(job: JobState) -> str:
     return ", ".join(parts)
 
 
+_LABELS: Final = {"csv_import": "CSV import"}
+
+
 def _label(job: JobState) -> str:
-    return job.type.replace("_", " ").capitalize()
+    return _LABELS.get(job.type) or job.type.replace("_", " ").capitalize()
 
 
 def title_and_body(job: JobState) -> tuple[str, str]:

@@ -63,11 +63,11 @@ def test_completed_and_failed_differ_in_title_body_sound_and_category() -> None:
 
     # Then each says what happened, with the counters in the body
     assert done["aps"]["alert"] == {
-        "title": "Csv import finished",
+        "title": "CSV import finished",
         "body": "980 imported, 20 failed",
     }
     assert failed["aps"]["alert"] == {
-        "title": "Csv import failed",
+        "title": "CSV import failed",
         "body": "980 imported, 20 failed. no such key",
     }
     assert (done["aps"]["category"], failed["aps"]["category"]) == ("JOB_COMPLETED", "JOB_FAILED")
@@ -81,8 +81,9 @@ def test_completed_and_failed_differ_in_title_body_sound_and_category() -> None:
 
 
 def test_apns_payload_of_a_huge_multibyte_error_stays_within_4_kb_and_valid_json() -> None:
-    # Given a failed job whose error message is 2,048 four-byte characters (8 KB) with quotes
-    message = ('"😱\\ ' * 600)[:2048]
+    # Given a failed job whose error is the longest a job keeps (2,048 characters): 1,800
+    # four-byte emoji and 248 characters JSON must escape (quotes, backslashes): ~7.5 KB
+    message = "😱" * 1800 + '"\\' * 124
     job = _job(JobStatus.FAILED, error=JobError(code="boom", message=message))
 
     # When its APNs payload is built and sent as SNS would send it
@@ -98,6 +99,11 @@ def test_apns_payload_of_a_huge_multibyte_error_stays_within_4_kb_and_valid_json
     assert body.startswith("980 imported, 20 failed. ")
     assert body.endswith("…")
     assert len(body) > 500  # shortened, not dropped
+    print(
+        f"\nAPNs payload of a failed job with a {len(message.encode()):,}-byte error: "
+        f"{_encoded_size(payload):,} bytes (limit {APNS_MAX_PAYLOAD_BYTES:,}), "
+        f"body cut to {len(body):,} characters"
+    )
     assert payload["aps"]["category"] == "JOB_FAILED"
     assert payload["url"] == "tether://jobs/j_0001"
     # And the body is the full text cut on a character, and as late as the budget allows
@@ -112,7 +118,7 @@ def test_fcm_message_has_notification_data_and_collapse_key() -> None:
 
     # Then it shows a notification and carries the job as string data, collapsed per job
     assert message["notification"] == {
-        "title": "Csv import finished",
+        "title": "CSV import finished",
         "body": "980 imported, 20 failed",
     }
     assert message["data"] == {
