@@ -374,3 +374,26 @@ def test_a_crashing_notify_never_changes_how_the_job_ended(
     assert world.states_entered(arn)[-2:] == ["Notify", "Done"]
     assert job.push_attempts == []
     assert world.sink.deliveries() == []
+
+
+def test_a_token_taken_over_by_another_tenant_is_never_pushed_for_the_old_owner(
+    world: World,
+) -> None:
+    # Given u1's iPhone, whose token is then registered by another tenant's user (the phone
+    # changed hands: SNS keeps one endpoint per token, now carrying the new owner)
+    mine = world.register(Platform.IOS)
+    theirs = world.register(Platform.IOS, tenant="globex", subject="u9")
+    assert world.endpoint_of(theirs, tenant="globex", subject="u9") == world.endpoint_of(mine)
+
+    # When a job of u1 completes
+    job, _ = world.run()
+
+    # Then nothing reaches the phone for u1: the device is marked and skipped
+    assert _outcomes(job) == {mine: "skipped_disabled"}
+    (attempt,) = job.push_attempts
+    assert attempt.error is not None
+    assert "another user" in attempt.error.message
+    assert world.sink.deliveries() == []
+    # And when u1 removes the device, the endpoint (now the other tenant's) stays
+    world.devices.delete(world.user(), mine)
+    assert world.devices.gateway.endpoint(world.endpoint_of(theirs, tenant="globex", subject="u9"))
