@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.http_devices import router as devices_router
 from functions.http_schedules import router as schedules_router
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for
 from shared.api.schemas import JobCreated, JobList, MessageList
@@ -133,6 +134,9 @@ def resume_job(caller: Caller, job_id: JobId) -> JobState:
 def delete_job(caller: Caller, job_id: JobId) -> Response[None]:
     context().api.delete(caller, job_id)
     return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+app.include_router(devices_router)  # POST /devices, DELETE /devices/{deviceId}
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -9,6 +9,7 @@ Functions sees their type and routes them to `RecordFailure`.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
+from shared.domain.push import wants_push
 from shared.runner.state import RunState, TaskFailure
 from shared.runner_wiring import RunnerContext, runner_context
 from shared.services.jobs import JobRef
@@ -98,4 +100,43 @@ def finalize(event: dict[str, Any], _context: LambdaContext) -> dict[str, object
         _ref(request), request.outcome, request.error, failure=request.failure
     )
     metrics.add_metric(name="JobsFinished", unit=MetricUnit.Count, value=1)
-    return {"tenantId": job.tenant_id, "jobId": job.job_id, "status": job.status.value}
+    return {
+        "tenantId": job.tenant_id,
+        "jobId": job.job_id,
+        "status": job.status.value,
+        # Read by the definition's PushDecision and PushGrace states (DESIGN §7).
+        "push": wants_push(job),
+        "graceSeconds": context().push_grace_seconds,
+    }
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def notify(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
+    """Push a finished job to its owner's devices unless a live client saw it end."""
+    request = RunState.model_validate(event)
+    notifier = context().notifier
+    if notifier is None:
+        raise RuntimeError("push is not configured for this runner (no devices table)")
+    attempts = notifier.notify(_ref(request))
+    outcomes = Counter(attempt.outcome.value for attempt in attempts)
+    for outcome, count in outcomes.items():
+        name = "Push" + "".join(part.capitalize() for part in outcome.split("_"))
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)  # PushSent, ...
+    # Device ids and outcomes only: tokens never reach a log (they are not even known here).
+    logger.info(
+        "push attempts",
+        extra={
+            "attempts": [
+                {
+                    "deviceId": attempt.device_id,
+                    "platform": attempt.platform.value,
+                    "outcome": attempt.outcome.value,
+                    "error": attempt.error.code if attempt.error else None,
+                }
+                for attempt in attempts
+            ]
+        },
+    )
+    return {"tenantId": request.tenant_id, "jobId": request.job_id, "pushes": dict(outcomes)}

@@ -110,6 +110,8 @@ def replay_events(args: argparse.Namespace) -> int:
             print(f"-- frames posted to connection {connection_id}:")
             for frame in frames:
                 print(f"   {json.dumps(frame)}")
+        for push in result.pushed:
+            print(f"-- push that would have reached {push['platform']}: {json.dumps(push)}")
     return 0 if all(result.ok for result in results) else 1
 
 

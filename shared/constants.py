@@ -100,3 +100,11 @@ CLEANUP_LEASE_SECONDS: Final = 15 * 60
 CLEANUP_INTERVAL_SLACK_SECONDS: Final = 60
 IMPORTS_PREFIX: Final = "imports/"
 IMPORT_OWNER: Final = "trigger:s3"
+# Push (DESIGN §5, §7): the SNS platform application of each platform (CloudFormation has no
+# resource for them: they come from configuration) and how long the JobRunner waits for a live
+# client to acknowledge a job's end before it pushes.
+ENV_PUSH_APNS_ARN: Final = "TETHER_PUSH_APNS_ARN"
+ENV_PUSH_APNS_SANDBOX_ARN: Final = "TETHER_PUSH_APNS_SANDBOX_ARN"
+ENV_PUSH_FCM_ARN: Final = "TETHER_PUSH_FCM_ARN"
+ENV_PUSH_GRACE_SECONDS: Final = "TETHER_PUSH_GRACE_SECONDS"
+DEFAULT_PUSH_GRACE_SECONDS: Final = 15

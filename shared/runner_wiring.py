@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from shared import constants as c
 from shared.domain.clock import Clock, IdFactory, SystemClock
+from shared.push_wiring import push_notifier
 from shared.services.ports import ExecutionGateway
+from shared.services.push import PushNotifier
 from shared.services.runner import JobRunner
 from shared.settings import TetherSettings
 from shared.wiring import (
@@ -24,6 +27,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class RunnerContext:
     runner: JobRunner
+    # The Notify task's use case; None where push is not wired (no devices table).
+    notifier: PushNotifier | None = None
+    push_grace_seconds: int = c.DEFAULT_PUSH_GRACE_SECONDS
 
 
 def runner_context(
@@ -33,6 +39,7 @@ def runner_context(
     clock: Clock | None = None,
     ids: IdFactory | None = None,
     executions: ExecutionGateway | None = None,
+    sns: Any | None = None,
 ) -> RunnerContext:
     settings = load_settings(settings)
     clock = clock or SystemClock()
@@ -46,4 +53,9 @@ def runner_context(
         batches_per_execution=settings.batches_per_execution,
         admission=admission(settings, jobs, client),
     )
-    return RunnerContext(runner=runner)
+    notifier = None
+    if settings.devices_table and settings.connections_table:
+        notifier = push_notifier(settings, jobs, client=client, sns=sns, clock=clock)
+    return RunnerContext(
+        runner=runner, notifier=notifier, push_grace_seconds=settings.push_grace_seconds
+    )

@@ -7,12 +7,15 @@ reads `os.environ`; it receives a `TetherSettings`.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Self
+from typing import Final, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import constants as c
+from shared.domain.models import Platform
+
+_PLATFORM_APPLICATION_ARN: Final = r"^arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:app/[A-Z_]+/.+$"
 
 
 class TetherSettings(BaseSettings):
@@ -62,6 +65,18 @@ class TetherSettings(BaseSettings):
     cleanup_interval_seconds: int = Field(
         default=c.DEFAULT_CLEANUP_INTERVAL_SECONDS, ge=60, alias=c.ENV_CLEANUP_INTERVAL_SECONDS
     )
+    push_apns_arn: str | None = Field(
+        default=None, alias=c.ENV_PUSH_APNS_ARN, pattern=_PLATFORM_APPLICATION_ARN
+    )
+    push_apns_sandbox_arn: str | None = Field(
+        default=None, alias=c.ENV_PUSH_APNS_SANDBOX_ARN, pattern=_PLATFORM_APPLICATION_ARN
+    )
+    push_fcm_arn: str | None = Field(
+        default=None, alias=c.ENV_PUSH_FCM_ARN, pattern=_PLATFORM_APPLICATION_ARN
+    )
+    push_grace_seconds: int = Field(
+        default=c.DEFAULT_PUSH_GRACE_SECONDS, ge=0, le=3600, alias=c.ENV_PUSH_GRACE_SECONDS
+    )
 
     @model_validator(mode="after")
     def _one_cursor_secret(self) -> Self:
@@ -70,6 +85,16 @@ class TetherSettings(BaseSettings):
                 f"set exactly one of {c.ENV_CURSOR_SECRET} or {c.ENV_CURSOR_SECRET_ARN}"
             )
         return self
+
+    @property
+    def push_applications(self) -> dict[Platform, str]:
+        """The configured SNS platform application of each platform; unset ones are absent."""
+        configured = {
+            Platform.IOS: self.push_apns_arn,
+            Platform.IOS_SANDBOX: self.push_apns_sandbox_arn,
+            Platform.ANDROID: self.push_fcm_arn,
+        }
+        return {platform: arn for platform, arn in configured.items() if arn}
 
     @property
     def progress_min_interval(self) -> timedelta:

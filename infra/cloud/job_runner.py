@@ -1,4 +1,4 @@
-"""The `JobRunner` construct: DESIGN §2's Step Functions JobRunner and its five task Lambdas.
+"""The `JobRunner` construct: DESIGN §2's Step Functions JobRunner and its six task Lambdas.
 
 The state machine's definition is `shared.runner.definition.job_runner_definition`, the one the
 local stack hands moto, rendered with `json.dumps` around the functions' ARN tokens: CDK turns
@@ -45,6 +45,7 @@ from shared import constants as c
 from shared.runner.definition import (
     AWAIT_RESUME,
     FINALIZE,
+    NOTIFY,
     PREPARE,
     PROCESS,
     RECORD_FAILURE,
@@ -54,6 +55,10 @@ from shared.runner.definition import (
 
 # The job and its message log: every runner transition writes both in one transaction.
 TABLE_KEYS: Final = ("jobs", "messages")
+# Notify also reads the owner's delivery cursor (connections) and devices, and marks disabled
+# ones; no scans, no deletes.
+NOTIFY_TABLE_KEYS: Final = ("connections", "devices")
+NOTIFY_TABLE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
 
 # The item-level read/write actions of `grant_read_write_data`, without its stream and table
 # reads, on the two tables only: that grant would add the jobs table's `index/*`, and no task
@@ -125,6 +130,13 @@ TASK_FUNCTIONS: Final[Mapping[str, TaskFunctionSpec]] = MappingProxyType(
             "Tether JobRunner Finalize: end the job as decided",
             Duration.seconds(30),
         ),
+        NOTIFY: TaskFunctionSpec(
+            "NotifyFunction",
+            "functions.runner.notify",
+            "Tether JobRunner Notify: push a finished job unless a live client saw it",
+            # One SNS read and publish per device of the owner; a user has a handful.
+            Duration.seconds(60),
+        ),
     }
 )
 
@@ -142,6 +154,7 @@ class JobRunner(Construct):
         secrets: Secrets,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
+        push_grace_seconds: int = c.DEFAULT_PUSH_GRACE_SECONDS,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -159,6 +172,8 @@ class JobRunner(Construct):
             c.ENV_STATE_MACHINE_ARN: self.state_machine_arn,
             c.ENV_BATCH_SIZE: str(c.DEFAULT_BATCH_SIZE),
             c.ENV_BATCHES_PER_EXECUTION: str(c.DEFAULT_BATCHES_PER_EXECUTION),
+            # Finalize hands it to the PushGrace wait (DESIGN §7).
+            c.ENV_PUSH_GRACE_SECONDS: str(push_grace_seconds),
             c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
             c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
         }
@@ -166,13 +181,16 @@ class JobRunner(Construct):
         self._functions: dict[str, lambda_.Function] = {}
         for step in TASK_STEPS:
             spec = TASK_FUNCTIONS[step]
+            own_environment = dict(environment)
+            if step == NOTIFY:
+                own_environment.update(storage.function_environment(*NOTIFY_TABLE_KEYS))
             function = tether_function(
                 self,
                 spec.construct_id,
                 handler=spec.handler,
                 description=spec.description,
                 packaging=packaging,
-                environment=environment,
+                environment=own_environment,
                 memory_size=512,
                 timeout=spec.timeout,
                 removal_policy=removal_policy,
@@ -182,6 +200,13 @@ class JobRunner(Construct):
                 iam.PolicyStatement(actions=list(TABLE_ACTIONS), resources=table_arns)
             )
             secrets.cursor_secret.grant_read(function)
+            if step == NOTIFY:
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=list(NOTIFY_TABLE_ACTIONS),
+                        resources=[storage.tables[key].table_arn for key in NOTIFY_TABLE_KEYS],
+                    )
+                )
             if spec.state_machine_actions:
                 function.add_to_role_policy(
                     iam.PolicyStatement(
@@ -205,7 +230,7 @@ class JobRunner(Construct):
             self,
             "StateMachineRole",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description="Tether JobRunner: invokes its five task functions, logs, traces",
+            description="Tether JobRunner: invokes its task functions, logs, traces",
         )
         for function in self._functions.values():
             function.grant_invoke(self.role)
@@ -263,6 +288,6 @@ class JobRunner(Construct):
                 reason="CloudWatch Logs delivery (logs:CreateLogDelivery and the other "
                 "*LogDelivery, resource-policy and DescribeLogGroups actions Step Functions "
                 "logging needs) and X-Ray (tracing) support no resource-level permissions; "
-                "lambda:InvokeFunction is scoped to the five task functions.",
+                "lambda:InvokeFunction is scoped to the six task functions.",
             )
         )

@@ -1,7 +1,7 @@
 """`TetherStack`: the one CloudFormation stack of a Tether deployment.
 
 Thin on purpose: it composes one construct per capability (storage, Lambda packaging, the
-signing secrets, the HTTP API, the WebSocket API and the job runner now; push, schedules and
+signing secrets, the HTTP API, the WebSocket API, the job runner and push now; schedules and
 observability as they land) and publishes what an operator needs after a deploy as outputs.
 Capability logic lives in the constructs.
 """
@@ -12,11 +12,13 @@ from constructs import Construct
 from infra.cloud.http_api import AuthConfig, HttpApi
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.push import Push, PushConfig
 from infra.cloud.schedules import Schedules
 from infra.cloud.secrets import Secrets
 from infra.cloud.stage import DeploymentStage
 from infra.cloud.storage import Storage
 from infra.cloud.websocket_api import WebSocketApi
+from shared.runner.definition import NOTIFY
 
 
 class TetherStack(Stack):
@@ -76,6 +78,7 @@ class TetherStack(Stack):
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
         )
+        push_config = PushConfig.from_context(self)
         self.job_runner = JobRunner(
             self,
             "JobRunner",
@@ -84,6 +87,7 @@ class TetherStack(Stack):
             secrets=self.secrets,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
+            push_grace_seconds=push_config.grace_seconds,
         )
         self.http_api.start_jobs_on(self.job_runner.state_machine)
         self.schedules = Schedules(
@@ -96,4 +100,12 @@ class TetherStack(Stack):
             job_runner=self.job_runner,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
+        )
+        self.push = Push(
+            self,
+            "Push",
+            config=push_config,
+            storage=self.storage,
+            http_function=self.http_api.function,
+            notify_function=self.job_runner.functions[NOTIFY],
         )

@@ -7,11 +7,13 @@ Lambda-like context and returns its answer:
 
 * `${TETHER_TOKEN}`: a fresh user token (tenant `local`, user `dev`, every scope);
 * `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one;
-* `${SCHEDULE_ID}`: a recurring schedule of that user; `${SCHEDULED_JOB_ID}`: a job for later.
+* `${SCHEDULE_ID}`: a recurring schedule of that user; `${SCHEDULED_JOB_ID}`: a job for later;
+* `${DEVICE_ID}`: an iPhone of that user, registered on the local SNS push applications.
 
 The launcher (EventBridge Scheduler's input, or S3's `Object Created` from the import rule) and
 the cleanup (the hourly rule's `Scheduled Event`) replay the same way. No state machine runs in
-the replay, so launched jobs stay `queued`.
+the replay, so launched jobs stay `queued`. What a handler pushed (the Notify task) is read
+back with the local push sink.
 """
 
 from __future__ import annotations
@@ -36,20 +38,25 @@ from functions import (
     cleanup,
     dispatcher,
     http_api,
+    http_devices,
     http_schedules,
     launcher,
+    runner,
     ws_handler,
 )
 from infra.local import moto_patches
 from infra.local.events import LocalLambdaContext
+from infra.local.push_sink import PushSink, create_platform_applications, platform_environment
 from shared import constants as c
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_tables import create_tables
 from shared.adapters.scheduler import EventBridgeScheduler
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import SystemClock
-from shared.domain.models import JobRequest, JobSchedule, ProgressDelta
+from shared.domain.models import JobRequest, JobSchedule, Platform, ProgressDelta
+from shared.domain.push import DeviceRegistration
 from shared.domain.schedules import ScheduleRequest
+from shared.push_wiring import devices
 from shared.schedule_wiring import schedules_http_context
 from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef
@@ -65,10 +72,13 @@ _CACHES = (
     ws_handler.context,
     authorizer.authenticator,
     dispatcher.context,
+    http_devices.context,
     http_schedules.context,
     launcher.context,
     cleanup.context,
+    runner.context,
 )
+SAMPLE_DEVICE_TOKEN = "5ample" + "0" * 58  # an APNs-shaped token; moto's SNS accepts any
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class Replayed:
     handler: str
     answer: Any
     posted: dict[str, list[Any]] = field(default_factory=dict)  # frames sent to @connections
+    pushed: list[dict[str, Any]] = field(default_factory=list)  # what APNs/FCM would get
 
     @property
     def ok(self) -> bool:
@@ -99,6 +110,8 @@ def handler_for(event: dict[str, Any]) -> tuple[str, Handler]:
         return "http_api", http_api.handler
     if "eventType" in event.get("requestContext", {}):
         return "ws_handler", ws_handler.handler
+    if {"tenantId", "jobId", "push", "graceSeconds"} <= event.keys():
+        return "notify", runner.notify  # the JobRunner's Notify task: Finalize's output
     raise ValueError("not an event Tether has a handler for")
 
 
@@ -121,6 +134,8 @@ def _environment() -> Iterator[_World]:
             client = boto3.client("dynamodb", config=AWS_CONFIG)
             tables = create_tables(client, "replay")
             os.environ.update({spec.env_var: tables[spec.key] for spec in TABLES})
+            sns = boto3.client("sns")
+            os.environ.update(platform_environment(create_platform_applications(sns)))
             os.environ.update(
                 {
                     c.ENV_CURSOR_SECRET: keys["cursor"],
@@ -168,12 +183,17 @@ def _seed(client: Any) -> dict[str, str]:
         tenant_id=TENANT,
         owner_id=USER,
     )
+    registered = devices(TetherSettings(), client=client).register(
+        Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope)),
+        DeviceRegistration(platform=Platform.IOS, token=SAMPLE_DEVICE_TOKEN),
+    )
     return {
         "TETHER_TOKEN": token,
         "JOB_ID": running.job_id,
         "DONE_JOB_ID": done.job_id,
         "SCHEDULED_JOB_ID": later.job_id,
         "SCHEDULE_ID": _seed_schedule(client),
+        "DEVICE_ID": registered.device.device_id,
     }
 
 
@@ -204,7 +224,8 @@ def replay(paths: list[Path]) -> list[Replayed]:
                 owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
                 world.connections.connect(connection, owner, SystemClock().now())
             answer = handler(event, LocalLambdaContext(function_name=f"tether-{name}"))
-            results.append(Replayed(path, name, answer, _posted_frames()))
+            pushed = [delivery.summary() for delivery in PushSink().deliveries()]
+            results.append(Replayed(path, name, answer, _posted_frames(), pushed))
     return results
 
 

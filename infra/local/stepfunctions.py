@@ -180,4 +180,5 @@ def runner_handlers() -> dict[str, TaskHandler]:
         "record_failure": runner.record_failure,
         "await_resume": runner.await_resume,
         "finalize": runner.finalize,
+        "notify": runner.notify,
     }

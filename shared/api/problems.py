@@ -34,6 +34,9 @@ STATUS_OF: Final[dict[type[errors.TetherError], HTTPStatus]] = {
     errors.RequestInProgress: HTTPStatus.CONFLICT,
     errors.InvalidExpression: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.ScheduleNotFound: HTTPStatus.NOT_FOUND,
+    errors.DeviceNotFound: HTTPStatus.NOT_FOUND,
+    errors.PushNotConfigured: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.InvalidPushToken: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

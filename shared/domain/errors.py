@@ -182,3 +182,36 @@ class ScheduleNotFound(TetherError):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule {schedule_id} does not exist")
         self.schedule_id = schedule_id
+
+
+class DeviceNotFound(TetherError):
+    """Missing, or another user's or tenant's device: indistinguishable on purpose."""
+
+    code = "device_not_found"
+    title = "Device not found"
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id} does not exist")
+        self.device_id = device_id
+
+
+class PushNotConfigured(TetherError):
+    """No SNS platform application is configured for the platform a device asked for."""
+
+    code = "push_not_configured"
+    title = "Push not configured"
+
+    def __init__(self, platform: str) -> None:
+        super().__init__(f"push to {platform} devices is not configured on this deployment")
+        self.platform = platform
+
+
+class InvalidPushToken(TetherError):
+    """The push service refused the token itself; the message never quotes the token."""
+
+    code = "invalid_push_token"
+    title = "Invalid push token"
+
+    def __init__(self, platform: str) -> None:
+        super().__init__(f"the {platform} push service refused this token")
+        self.platform = platform

@@ -16,6 +16,7 @@ from shared.domain.envelope import Envelope, MessageType, ProgressData, StatusDa
 from shared.domain.errors import IllegalTransition
 from shared.domain.models import (
     MAX_RECORDED_ATTEMPTS,
+    MAX_RECORDED_PUSHES,
     Attempt,
     Counters,
     JobError,
@@ -23,6 +24,7 @@ from shared.domain.models import (
     JobRequest,
     JobStatus,
     ProgressDelta,
+    PushAttempt,
 )
 from shared.domain.status import can_transition
 
@@ -109,6 +111,7 @@ def new_job(
         status=status,
         retry=request.retry,
         timeout_seconds=request.timeout_seconds,
+        push=request.push,
         schedule=request.schedule,
         epoch=ids.epoch(),
         created_at=now,
@@ -299,3 +302,14 @@ def resume(job: JobRecord, now: datetime) -> JobChange | None:
         draft.announce_status(job.model_copy(update={"pause_requested": False}))
         return draft.finish(pause_requested=False)
     raise IllegalTransition(job.job_id, job.status, "resume")
+
+
+def record_pushes(job: JobRecord, now: datetime, *, pushes: list[PushAttempt]) -> JobChange | None:
+    """Record what the Notify step did, once: None when it already ran for this job.
+
+    No message: the terminal status stays the last entry of the job's log.
+    """
+    if job.notified_at is not None or not job.is_terminal:
+        return None
+    recorded = [*job.push_attempts, *pushes][-MAX_RECORDED_PUSHES:]
+    return _Draft(job, now).finish(push_attempts=recorded, notified_at=now)

@@ -141,6 +141,43 @@ class Attempt(TetherModel):
     at: AwareDatetime
 
 
+class PushPolicy(StrEnum):
+    """When a finished job pushes to its owner's devices (DESIGN §7)."""
+
+    IF_NOT_SEEN = "if_not_seen"  # only if no client of the owner acked the end live
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class Platform(StrEnum):
+    """A push platform: one SNS platform application each (DESIGN §5, §7)."""
+
+    IOS = "ios"
+    IOS_SANDBOX = "ios_sandbox"
+    ANDROID = "android"
+
+
+class PushOutcome(StrEnum):
+    SENT = "sent"
+    SKIPPED_SEEN = "skipped_seen"
+    SKIPPED_DISABLED = "skipped_disabled"
+    ERROR = "error"
+
+
+MAX_RECORDED_PUSHES: Final = 50  # per job; newest kept (a user with more devices is odd)
+
+
+class PushAttempt(TetherModel):
+    """One device's push for a finished job: what happened, never the token."""
+
+    device_id: Identifier
+    platform: Platform
+    outcome: PushOutcome
+    at: AwareDatetime
+    error: JobError | None = Field(default=None, description="set for `error` and disabled")
+    message_id: str | None = Field(default=None, max_length=128, description="SNS message id")
+
+
 class JobSchedule(TetherModel):
     """When a job runs later (`scheduledFor`) or which recurring schedule started it."""
 
@@ -161,6 +198,7 @@ class JobRequest(TetherModel):
     schedule: JobSchedule | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
+    push: PushPolicy = PushPolicy.IF_NOT_SEEN
 
     @model_validator(mode="after")
     def _params_fit(self) -> Self:
@@ -196,6 +234,10 @@ class JobState(TetherModel):
     finished_at: AwareDatetime | None = None
     execution_arn: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    push: PushPolicy = PushPolicy.IF_NOT_SEEN
+    push_attempts: list[PushAttempt] = Field(
+        default_factory=list, description="one entry per device when the job ended (DESIGN §7)"
+    )
 
     @property
     def is_terminal(self) -> bool:
@@ -222,6 +264,8 @@ class JobRecord(JobState):
     # The runner's batch cursor (items done) and the token a paused execution waits on.
     cursor: int = Field(default=0, ge=0)
     task_token: str | None = None
+    # When the Notify step ran (its attempts are in `push_attempts`): it runs once per job.
+    notified_at: AwareDatetime | None = None
 
     def state(self) -> JobState:
         return JobState.model_validate(

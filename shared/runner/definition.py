@@ -15,6 +15,12 @@ leave the loop only when needed: `AwaitResume` parks a paused job on `.waitForTa
 until resume sends the token back; a failed task goes to `RecordFailure`, which records the
 attempt on the job and picks a `Backoff` (a `Wait` with the job's own computed delay in
 `$.waitSeconds`) or `Finalize` with the last error.
+
+After `Finalize` (DESIGN §7): when it says `push` (a completed or failed job whose policy is not
+`never`), `PushGrace` waits the configured grace period (`$.graceSeconds`, from Finalize, so
+tests and settings choose it) for a live client to acknowledge the end, then `Notify` pushes to
+the owner's devices if none did. Notify can never change how the job ended: any failure of it
+is caught and the execution still succeeds.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ PROCESS: Final = "process"
 RECORD_FAILURE: Final = "record_failure"
 AWAIT_RESUME: Final = "await_resume"
 FINALIZE: Final = "finalize"
-TASK_STEPS: Final = (PREPARE, PROCESS, RECORD_FAILURE, AWAIT_RESUME, FINALIZE)
+NOTIFY: Final = "notify"
+TASK_STEPS: Final = (PREPARE, PROCESS, RECORD_FAILURE, AWAIT_RESUME, FINALIZE, NOTIFY)
 
 # Errors of the Lambda service itself (not of our code) are retried by Step Functions, as
 # AWS recommends for every Lambda task; our own failures go through RecordFailure instead.
@@ -72,7 +79,7 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
         raise ValueError(f"no Lambda ARN for task step(s): {', '.join(missing)}")
     arn = task_arns
     return {
-        "Comment": "Tether JobRunner: prepare, process batches under control, finalize",
+        "Comment": "Tether JobRunner: prepare, process batches under control, finalize, notify",
         "StartAt": "Prepare",
         "States": {
             "Prepare": {
@@ -115,6 +122,21 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
                 "Catch": _catch("RecordFailure"),
                 "Next": "ProcessBatch",
             },
-            "Finalize": _task(arn[FINALIZE], then=None, catch_to=None),
+            "Finalize": _task(arn[FINALIZE], then="PushDecision", catch_to=None),
+            "PushDecision": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.push", "BooleanEquals": True, "Next": "PushGrace"}],
+                "Default": "Done",
+            },
+            "PushGrace": {"Type": "Wait", "SecondsPath": "$.graceSeconds", "Next": "Notify"},
+            "Notify": {
+                **_task(arn[NOTIFY], then="Done", catch_to=None),
+                # The job has ended already: a push that fails is recorded or dropped, never
+                # a failed execution (the job's status is the job item's, untouched here).
+                "Catch": [
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyFailure", "Next": "Done"}
+                ],
+            },
+            "Done": {"Type": "Succeed"},
         },
     }

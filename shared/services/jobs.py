@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -26,7 +26,7 @@ from shared.domain.errors import (
     TooMuchContention,
 )
 from shared.domain.lifecycle import JobChange
-from shared.domain.models import JobError, JobRecord, JobRequest, ProgressDelta
+from shared.domain.models import JobError, JobRecord, JobRequest, ProgressDelta, PushAttempt
 from shared.services.ports import JobFilter, JobPage, JobStore
 
 # Each conflict means another writer succeeded, so retries always make progress. A lost race
@@ -256,6 +256,16 @@ class JobService:
         return self._mutate(
             ref,
             lambda job: lifecycle.pause_for_resume(job, self._clock.now(), task_token=task_token),
+            current,
+        )
+
+    def record_pushes(
+        self, ref: JobRef, pushes: Sequence[PushAttempt], *, current: JobRecord | None = None
+    ) -> JobRecord:
+        """Record the Notify step's attempts on a finished job (once; a repeat changes nothing)."""
+        return self._mutate(
+            ref,
+            lambda job: lifecycle.record_pushes(job, self._clock.now(), pushes=list(pushes)),
             current,
         )
 

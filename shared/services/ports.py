@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from shared.domain.auth import Principal
 from shared.domain.envelope import Envelope
 from shared.domain.lifecycle import JobChange
-from shared.domain.models import JobRecord, JobStatus
+from shared.domain.models import JobRecord, JobStatus, Platform
+from shared.domain.push import Device
 from shared.domain.schedules import ScheduleRecord
 
 
@@ -227,3 +228,59 @@ class ExecutionStatuses(Protocol):
     def status(self, execution_arn: str) -> str | None:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when there is no such one."""
         ...
+
+
+# -- push (DESIGN §5 devices, §7) ---------------------------------------------------------------
+
+
+class CursorReader(Protocol):
+    def cursor(self, tenant_id: str, subject: str, job_id: str) -> DeliveryCursor | None:
+        """How far `subject` acknowledged the job's log (any of their connections)."""
+        ...
+
+
+class DeviceStore(Protocol):
+    """The push devices of one user, keyed by tenant and owner: nobody reaches another's."""
+
+    def get(self, tenant_id: str, owner_id: str, device_id: str) -> Device | None: ...
+    def put(self, device: Device) -> None: ...
+    def list(self, tenant_id: str, owner_id: str) -> list[Device]: ...
+    def delete(self, tenant_id: str, owner_id: str, device_id: str) -> bool:
+        """True when the device existed."""
+        ...
+
+    def mark_disabled(
+        self, tenant_id: str, owner_id: str, device_id: str, reason: str, now: datetime
+    ) -> None: ...
+
+
+class EndpointDisabled(Exception):
+    """SNS disabled the endpoint (APNs/FCM said the token is invalid) or it no longer exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    enabled: bool
+    owner_key: str | None  # the endpoint's CustomUserData: who registered it last
+
+
+class PushGateway(Protocol):
+    """SNS mobile push: one platform endpoint per device, on the platform's application."""
+
+    def configured(self, platform: Platform) -> bool: ...
+
+    def register(
+        self, platform: Platform, token: str, *, owner_key: str, endpoint_arn: str | None
+    ) -> str:
+        """Create or repair the device's endpoint (token, enabled, owner); its ARN."""
+        ...
+
+    def endpoint(self, endpoint_arn: str) -> EndpointState | None:
+        """The endpoint's state; None when it no longer exists."""
+        ...
+
+    def publish(self, endpoint_arn: str, message: str, attributes: dict[str, str]) -> str:
+        """Send one `MessageStructure=json` message; its id. EndpointDisabled when refused."""
+        ...
+
+    def delete(self, endpoint_arn: str) -> None: ...

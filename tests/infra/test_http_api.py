@@ -98,7 +98,7 @@ def test_function_environment_is_exactly_what_the_handler_reads(
     assert variables[c.ENV_AUTH_JWKS_URL].startswith("https://")
 
 
-def test_policy_grants_only_the_four_tables_and_the_two_secrets(
+def test_policy_grants_only_its_tables_and_the_two_secrets(
     dev_stack: SynthesizedStack,
 ) -> None:
     # Given the HTTP function's role
@@ -109,7 +109,8 @@ def test_policy_grants_only_the_four_tables_and_the_two_secrets(
     statements = _function_statements(dev_stack)
 
     # Then DynamoDB actions reach the jobs, messages, idempotency and limits tables (and the
-    # jobs table's indexes), and the schedules table (granted by the Schedules construct) only,
+    # jobs table's indexes), the schedules table (granted by the Schedules construct) and the
+    # devices table (granted by `Push`, for /devices) only,
     # never `*`
     dynamo_resources: list[Any] = []
     for statement in statements:
@@ -119,12 +120,12 @@ def test_policy_grants_only_the_four_tables_and_the_two_secrets(
             resources = statement["Resource"]
             dynamo_resources.extend(resources if isinstance(resources, list) else [resources])
     assert "*" not in dynamo_resources
-    keys = (*TABLE_KEYS, "schedules")
+    keys = (*TABLE_KEYS, "schedules", "devices")
     table_arns = [_arn_of(dev_stack, storage.tables[key].table_name) for key in keys]
     plain = [resource for resource in dynamo_resources if "Fn::GetAtt" in resource]
     assert sorted(map(json.dumps, plain)) == sorted(map(json.dumps, table_arns))
     assert len(TABLE_KEYS) == 4
-    for other in ("connections", "devices"):
+    for other in ("connections",):
         other_id = dev_stack.logical_id_of(storage.tables[other].table_name)
         assert other_id not in json.dumps(statements)
 

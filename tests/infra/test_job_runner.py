@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from infra.cloud.job_runner import TABLE_KEYS, TASK_FUNCTIONS
+from infra.cloud.job_runner import NOTIFY_TABLE_KEYS, TABLE_KEYS, TASK_FUNCTIONS
 from infra.cloud.schedules import FINALIZE_ENVIRONMENT_KEYS
 from shared import constants as c
-from shared.runner.definition import TASK_STEPS, job_runner_definition
+from shared.runner.definition import NOTIFY, TASK_STEPS, job_runner_definition
 
 if TYPE_CHECKING:
     from aws_cdk import aws_iam as iam
@@ -111,6 +111,7 @@ def test_one_function_per_task_step_with_its_handler(dev_stack: SynthesizedStack
         "record_failure": "functions.runner.record_failure",
         "await_resume": "functions.runner.await_resume",
         "finalize": "functions.runner.finalize",
+        "notify": "functions.runner.notify",
     }
     assert {step: spec.handler for step, spec in TASK_FUNCTIONS.items()} == handlers
 
@@ -126,9 +127,13 @@ def test_task_environment_is_exactly_what_the_runner_settings_read(
         c.ENV_STATE_MACHINE_ARN,
         c.ENV_BATCH_SIZE,
         c.ENV_BATCHES_PER_EXECUTION,
+        c.ENV_PUSH_GRACE_SECONDS,
         c.ENV_POWERTOOLS_SERVICE_NAME,
         c.ENV_POWERTOOLS_METRICS_NAMESPACE,
     }
+    # Notify also finds the delivery cursors and the devices (and, configured, the platform
+    # applications: tests/infra/test_push.py)
+    notify_extra = set(storage.function_environment(*NOTIFY_TABLE_KEYS))
     machine_name = _state_machine(dev_stack)["StateMachineName"]
 
     for step, function in stack.job_runner.functions.items():
@@ -136,11 +141,12 @@ def test_task_environment_is_exactly_what_the_runner_settings_read(
         resource = dev_stack.resources(FUNCTION)[_function_id(dev_stack, function)]
         variables = resource["Properties"]["Environment"]["Variables"]
 
-        # Then the keys match (Finalize also frees run slots: test_schedules), the cursor
-        # secret is an ARN, and the state machine ARN is the one CloudFormation gives the named
-        # state machine (a Ref would be a cycle)
-        extra = set(FINALIZE_ENVIRONMENT_KEYS) if step == "finalize" else set()
+        # Then the keys match (Finalize also frees run slots: test_schedules; Notify reads
+        # devices), the cursor secret is an ARN, and the state machine ARN is the one
+        # CloudFormation gives the named state machine (a Ref would be a cycle)
+        extra = {"finalize": set(FINALIZE_ENVIRONMENT_KEYS), NOTIFY: notify_extra}.get(step, set())
         assert set(variables) == expected | extra
+        assert variables[c.ENV_PUSH_GRACE_SECONDS] == str(c.DEFAULT_PUSH_GRACE_SECONDS)
         assert variables[c.ENV_CURSOR_SECRET_ARN] == {
             "Ref": dev_stack.logical_id_of(stack.secrets.cursor_secret.secret_arn)
         }
@@ -160,6 +166,10 @@ def test_tasks_reach_jobs_and_messages_and_their_own_state_machine_only(
         json.dumps({"Fn::GetAtt": [dev_stack.logical_id_of(tables[key].table_name), "Arn"]})
         for key in TABLE_KEYS
     )
+    notify_arns = sorted(
+        json.dumps({"Fn::GetAtt": [dev_stack.logical_id_of(tables[key].table_name), "Arn"]})
+        for key in NOTIFY_TABLE_KEYS
+    )
     machine_arn = stack.resolve(stack.job_runner.state_machine_arn)
 
     for step, function in stack.job_runner.functions.items():
@@ -174,10 +184,18 @@ def test_tasks_reach_jobs_and_messages_and_their_own_state_machine_only(
             if any(action.startswith("dynamodb:") for action in _as_list(statement["Action"]))
             and isinstance(statement["Resource"], list)
         ]
-        assert len(dynamo) == 1
+        assert len(dynamo) == (2 if step == NOTIFY else 1)
         assert sorted(map(json.dumps, dynamo[0]["Resource"])) == table_arns
         if step == "finalize":
             continue
+        if step == NOTIFY:
+            # And Notify reads cursors and devices and marks disabled ones: no delete, no scan
+            assert sorted(map(json.dumps, dynamo[1]["Resource"])) == notify_arns
+            assert sorted(_as_list(dynamo[1]["Action"])) == [
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ]
 
         # And Step Functions actions are the step's own, on this state machine only
         states = [
@@ -196,7 +214,7 @@ def test_tasks_reach_jobs_and_messages_and_their_own_state_machine_only(
     assert TASK_FUNCTIONS["await_resume"].state_machine_actions == ("states:SendTaskSuccess",)
 
 
-def test_state_machine_role_invokes_exactly_the_five_task_functions(
+def test_state_machine_role_invokes_exactly_the_task_functions(
     dev_stack: SynthesizedStack,
 ) -> None:
     # Given the state machine's role

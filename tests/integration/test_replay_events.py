@@ -28,6 +28,8 @@ HTTP_ROUTES = {
     ("POST", "/schedules/{scheduleId}/resume"),
     ("POST", "/schedules/{scheduleId}/run"),
     ("DELETE", "/schedules/{scheduleId}"),
+    ("POST", "/devices"),
+    ("DELETE", "/devices/{deviceId}"),
 }
 
 
@@ -44,9 +46,18 @@ def test_every_handler_and_every_http_route_has_a_sample() -> None:
                 .replace("${JOB_ID}", "{jobId}")
                 .replace("${DONE_JOB_ID}", "{jobId}")
                 .replace("${SCHEDULE_ID}", "{scheduleId}")
+                .replace("${DEVICE_ID}", "{deviceId}")
             )
             routes.add((event["requestContext"]["http"]["method"], raw))
-    assert handlers == {"http_api", "authorizer", "ws_handler", "dispatcher", "launcher", "cleanup"}
+    assert handlers == {
+        "http_api",
+        "authorizer",
+        "ws_handler",
+        "dispatcher",
+        "notify",
+        "launcher",
+        "cleanup",
+    }
     assert routes == HTTP_ROUTES
 
 
@@ -98,3 +109,21 @@ def test_launcher_and_cleanup_samples_do_their_work() -> None:
     # The hourly cleanup runs once in a fresh world
     (cleaned,) = replay([by_name["cleanup_hourly.json"]])
     assert (cleaned.handler, cleaned.answer["ran"]) == ("cleanup", True)
+
+
+def test_the_notify_sample_pushes_the_finished_job_to_the_seeded_iphone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the Notify task's sample (Finalize's output for the seeded finished job)
+    sample = next(p for p in EVENTS if p.name == "runner_notify.json")
+
+    # When it is replayed
+    (result,) = replay([sample])
+
+    # Then the seeded iPhone got one push for that job, and `tether replay` shows it
+    assert result.answer["pushes"] == {"sent": 1}
+    (push,) = result.pushed
+    assert (push["platform"], push["jobId"]) == ("ios", result.answer["jobId"])
+    assert push["title"] == "Demo finished"
+    assert main(["replay", str(sample)]) == 0
+    assert "push that would have reached ios" in capsys.readouterr().out

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 TENANT = "acme"
 BATCH_SIZE = 100
+PUSH_GRACE = 7  # seconds PushGrace asks for (recorded, not slept: wait_scale 0)
 ENDED = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 CONTEXT = local_sfn.LocalLambdaContext("direct", "arn:aws:lambda:us-east-1:123456789012:function:x")
 Hook = Callable[[dict[str, Any], dict[str, Any]], object]
@@ -134,7 +135,8 @@ def stack(
         batches_per_execution=batches_per_execution,
     )
     built = Stack(service=service, runner=runner, sfn=sfn, clock=clock)
-    monkeypatch.setattr(runner_handlers, "context", lambda: RunnerContext(runner=runner))
+    runner_context = RunnerContext(runner=runner, push_grace_seconds=PUSH_GRACE)
+    monkeypatch.setattr(runner_handlers, "context", lambda: runner_context)
 
     def process(event: dict[str, Any], context: Any) -> Any:
         built.batch_calls.append(int(event.get("cursor", 0)))
@@ -188,7 +190,8 @@ def test_cancel_mid_run_finishes_cancelled_after_the_batch_in_flight(stack: Stac
     job = stack.service.get(ref)
     assert job.status is JobStatus.CANCELLED
     assert job.counters.processed == 2 * BATCH_SIZE
-    assert stack.states_entered(arn)[-1] == "Finalize"
+    # And a cancelled job ends without a push (the user asked for the end: nothing to tell)
+    assert stack.states_entered(arn)[-3:] == ["Finalize", "PushDecision", "Done"]
 
 
 def test_pause_parks_the_execution_until_resume_sends_the_token(stack: Stack) -> None:
@@ -225,7 +228,7 @@ def test_transient_failures_are_retried_with_the_jobs_own_backoff(stack: Stack) 
     # When it runs
     assert stack.wait(arn)["status"] == "SUCCEEDED"
     # Then it waited 1.5 s, 4.5 s capped at 4 s, and 4 s again (whole seconds, rounded up)
-    assert local_sfn.requested_waits() == [2, 4, 4]
+    assert local_sfn.requested_waits() == [2, 4, 4, PUSH_GRACE]  # and the push grace at the end
     job = stack.service.get(ref)
     assert job.status is JobStatus.COMPLETED
     assert job.counters.succeeded == 300
@@ -248,7 +251,7 @@ def test_exhausted_retries_fail_the_job_with_the_last_error(stack: Stack) -> Non
     assert job.error is not None
     assert (job.error.code, job.error.message) == ("item_unavailable", "item 5 failed (try 2)")
     assert [(a.attempt, a.wait_ms) for a in job.attempts] == [(1, 0), (2, None)]
-    assert local_sfn.requested_waits() == [0]
+    assert local_sfn.requested_waits() == [0, PUSH_GRACE]
 
 
 def test_a_permanent_failure_fails_the_job_without_retrying(stack: Stack) -> None:
@@ -260,7 +263,7 @@ def test_a_permanent_failure_fails_the_job_without_retrying(stack: Stack) -> Non
     assert job.error.code == "item_failed"
     assert job.counters.processed == 200
     assert [(a.attempt, a.cursor, a.wait_ms) for a in job.attempts] == [(1, 200, None)]
-    assert local_sfn.requested_waits() == []
+    assert local_sfn.requested_waits() == [PUSH_GRACE]  # no backoff; the push grace only
     assert stack.log_seqs(ref) == list(range(1, job.seq + 1))
 
 
