@@ -1,43 +1,29 @@
 """`tether`: the command line of the local stack (and, as issues land, of the client).
 
-Today it runs what exists: `tether dev` starts the local AWS (moto server mode) with Tether's
-tables, proves the job store works against it with a short demo job, prints a dev token and
-serves until Ctrl-C; `tether token` mints user tokens the local stack accepts.
+`tether dev` runs the whole system locally (`infra.local.stack.LocalStack`: moto, the JobRunner,
+the HTTP/WebSocket gateway, the stream poller), prints its URLs and a dev token and serves until
+Ctrl-C; `tether token` mints user tokens the local stack accepts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
+import time
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.secrets import DEFAULT_STATE_DIR, LocalSecrets, local_secrets
-from shared import constants as c
 from shared.domain.auth import Scope
 from shared.domain.clock import SystemClock
-from shared.domain.models import JobRequest, ProgressDelta
 from shared.services.auth import mint_dev_token
-from shared.services.jobs import JobRef
-from shared.settings import TetherSettings
-from shared.tables import TABLES
-from shared.wiring import job_service
 
-DEFAULT_PORT = 4566
-TABLE_PREFIX = "tether"
-
-
-def _settings(endpoint: str, tables: dict[str, str], keys: LocalSecrets) -> TetherSettings:
-    environment = {spec.env_var: tables[spec.key] for spec in TABLES}
-    environment[c.ENV_CURSOR_SECRET] = keys.cursor_secret
-    environment[c.ENV_AWS_ENDPOINT_URL] = endpoint
-    return TetherSettings.model_validate(environment)
+DEFAULT_PORT = 8787
 
 
 def _dev_token(keys: LocalSecrets, tenant: str, user: str, scopes: list[str], ttl: int) -> str:
@@ -57,45 +43,48 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(settings: TetherSettings) -> None:
-    """Run one small job through the real store and print its message log."""
-    service = job_service(settings, clock=None)
-    job = service.create_job(
-        JobRequest(type="demo", params={"items": 3}), tenant_id="local", owner_id="dev"
-    )
-    ref = JobRef(job.tenant_id, job.job_id)
-    service.start(ref, total=3)
-    for _ in range(3):
-        service.report_progress(ref, ProgressDelta(succeeded=1))
-    service.complete(ref, {"processed": 3})
-    print(f"self-check: demo job {job.job_id} ran; its message log:")
-    for message in service.messages_after(ref, 0).messages:
-        print(f"  {message.to_json()}")
-
-
 def dev(args: argparse.Namespace) -> int:
-    os.environ.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", LOCAL_CREDENTIALS["aws_access_key_id"])
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_CREDENTIALS["aws_secret_access_key"])
-    aws = LocalAws(port=args.port).start()
-    tables = aws.create_tables(TABLE_PREFIX)
-    keys = local_secrets(Path(args.state_dir))
-    settings = _settings(aws.endpoint_url, tables, keys)
-    print(f"local AWS (moto) at {aws.endpoint_url}; tables: {', '.join(sorted(tables.values()))}")
-    print("Not yet running: HTTP API, WebSocket gateway, JobRunner (see README).")
-    _demo(settings)
-    dev_token = _dev_token(keys, "local", "dev", [s.value for s in Scope], 12 * 3600)
-    print(f"dev token (tenant local, user dev, 12 h; `tether token` mints more):\n  {dev_token}")
-    if args.once:
-        aws.stop()
-        return 0
+    from infra.local.stack import LocalStack, StackOptions  # moto, aiohttp: import on use
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    options = StackOptions(host=args.host, http_port=args.port, aws_port=args.aws_port)
+    options.fresh = args.fresh
+    stack = LocalStack(Path(args.state_dir), options)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print("serving; Ctrl-C stops")
-    stop.wait()
-    aws.stop()
-    print("stopped")
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    started = time.perf_counter()
+    try:
+        urls = stack.start()
+        ready = time.perf_counter() - started
+        assert stack.secrets is not None
+        dev_token = _dev_token(stack.secrets, "local", "dev", [s.value for s in Scope], 12 * 3600)
+        restored = stack.restored.items if stack.restored else 0
+        print(
+            f"""
+Tether is running locally (ready in {ready:.1f} s; {restored} items restored from \
+{stack.snapshot_path}{"" if restored else " (none)"}).
+  HTTP API        {urls.http_url}   (OpenAPI: {urls.http_url}/openapi.json, docs: /docs)
+  WebSocket       {urls.ws_url}   (?token=... or subprotocols tether.v2, bearer.<token>)
+  @connections    {urls.management_url}/@connections/{{id}}
+  local AWS       {urls.aws_endpoint}   (moto: DynamoDB, Step Functions JobRunner)
+  console         none yet (a later issue)
+  written to      {stack.dev_file}
+dev token (tenant local, user dev, 12 h; `tether token` mints more):
+  {dev_token}
+Ctrl-C stops (the tables are saved; `--fresh` starts empty).""",
+            flush=True,
+        )
+        if args.once:
+            stop.set()
+        stop.wait()
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    saved = f"{stack.saved.items} items saved to {stack.saved.path}" if stack.saved else "nothing"
+    print(f"stopped; {saved}", flush=True)
     return 0
 
 
@@ -121,8 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     dev_parser = commands.add_parser("dev", help="run Tether locally (no AWS account, no Docker)")
-    dev_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="local AWS port")
-    dev_parser.add_argument("--once", action="store_true", help="self-check, then exit")
+    dev_parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="HTTP and WebSocket port (0: any free)"
+    )
+    dev_parser.add_argument(
+        "--aws-port", type=int, default=0, help="local AWS (moto) port (default: any free)"
+    )
+    dev_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dev_parser.add_argument(
+        "--fresh", action="store_true", help="start empty, forgetting the saved tables"
+    )
+    dev_parser.add_argument("--once", action="store_true", help="start, print, stop (a check)")
     dev_parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="local state")
     dev_parser.set_defaults(run=dev)
 

@@ -7,7 +7,10 @@ The local stack's AWS: one HTTP endpoint that boto3 clients (handlers, CLI, test
 
 from __future__ import annotations
 
+import json
+import re
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,12 @@ LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+# Lambda's Invoke path. The local JobRunner's tasks run the real handler inside this request
+# (infra/local/stepfunctions.py), and that handler calls back into this server from another
+# thread: holding the lock across it would deadlock.
+_LAMBDA_INVOKE = re.compile(r"^/[^/]+/functions/.+/invocations/?$")
+
+
 class _SerializedApp:
     """WSGI wrapper: one request at a time inside moto, as one DynamoDB item sees them."""
 
@@ -41,6 +50,8 @@ class _SerializedApp:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        if _LAMBDA_INVOKE.match(environ.get("PATH_INFO", "")):
+            return list(self._app(environ, start_response))
         with moto_patches.request_lock():
             # Materialise the body inside the lock: moto builds it lazily.
             return list(self._app(environ, start_response))
@@ -82,6 +93,35 @@ class LocalAws:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Set moto's own options (e.g. the Step Functions interpreter) through its admin API."""
+        self._admin("config", config)
+
+    def reset(self) -> None:
+        """Forget every resource: moto's state is per process, not per server."""
+        self._admin("reset", {})
+
+    def _admin(self, action: str, body: dict[str, Any]) -> None:
+        request = urllib.request.Request(  # noqa: S310 - our own loopback server
+            f"{self.endpoint_url}/moto-api/{action}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            answer.read()
+
+    def client(self, service: str, **options: Any) -> Any:
+        """A boto3 client of this local AWS."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+            **options,
+        )
 
     def dynamodb(self) -> DynamoDBClient:
         return boto3.client(

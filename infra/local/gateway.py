@@ -1,0 +1,371 @@
+"""The local API Gateway: real HTTP and real WebSocket on localhost, for the same handlers.
+
+One aiohttp server plays the three faces of API Gateway that Tether uses (DESIGN §10):
+
+* the HTTP API: every request becomes a payload-2.0 event for `functions.http_api.handler`;
+* the WebSocket API (`/ws`): `$connect` runs the authorizer (token from `?token=` or the
+  `tether.v2, bearer.<token>` subprotocols), then the handler's `$connect`, and upgrades only if
+  both agree, echoing the subprotocol the handler chose; each client message becomes a route
+  event (route key from `$request.body.action`, else `$default`); closing runs `$disconnect`.
+  API Gateway's limits hold: a message over 128 KB or a frame over 32 KB closes the socket with
+  1009, and idle (10 min) and old (2 h) connections are closed;
+* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`), answering in the
+  shapes boto3's `apigatewaymanagementapi` client parses, `410 GoneException` for a closed or
+  unknown connection, so the dispatcher's and the handler's posts reach real sockets.
+
+Handlers are synchronous, like Lambda: they run in a thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, Final, get_args
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aws_lambda_powertools import Logger
+from multidict import CIMultiDictProxy
+
+from infra.local.events import LocalLambdaContext, http_api_event, websocket_event
+from shared.domain.actions import Ack, Cancel, Ping, Subscribe, Unsubscribe
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+WS_PATH: Final = "/ws"
+CONNECTIONS_PATH: Final = "/@connections"
+MESSAGE_LIMIT_BYTES: Final = 128 * 1024  # API Gateway WebSocket: message payload
+FRAME_LIMIT_BYTES: Final = 32 * 1024  # API Gateway WebSocket: one frame
+IDLE_TIMEOUT_SECONDS: Final = 10 * 60
+MAX_CONNECTION_SECONDS: Final = 2 * 3600
+HTTP_PAYLOAD_LIMIT_BYTES: Final = 10 * 1024 * 1024  # HTTP API request payload
+ROUTE_KEYS: Final = frozenset(
+    get_args(model.model_fields["action"].annotation)[0]
+    for model in (Subscribe, Unsubscribe, Ack, Cancel, Ping)
+)
+
+logger = Logger(service="tether-local")
+
+
+@dataclass(frozen=True)
+class GatewayHandlers:
+    """The Lambda handlers behind the gateway; the real ones unless a test swaps them."""
+
+    http: Handler
+    authorizer: Handler
+    websocket: Handler
+
+    @classmethod
+    def real(cls) -> GatewayHandlers:
+        from functions import authorizer, http_api, ws_handler
+
+        return cls(
+            http=http_api.handler, authorizer=authorizer.handler, websocket=ws_handler.handler
+        )
+
+
+@dataclass
+class _Connection:
+    socket: web.WebSocketResponse
+    source_ip: str
+    user_agent: str
+    connected_at: float = field(default_factory=time.time)
+    last_active: float = field(default_factory=time.time)
+
+    def touch(self) -> None:
+        self.last_active = time.time()
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    idle_seconds: float = IDLE_TIMEOUT_SECONDS
+    max_connection_seconds: float = MAX_CONNECTION_SECONDS
+    message_bytes: int = MESSAGE_LIMIT_BYTES
+    frame_bytes: int = FRAME_LIMIT_BYTES
+
+
+class Gateway:
+    """The aiohttp application; `LocalStack` runs it on its event loop."""
+
+    def __init__(
+        self,
+        handlers: GatewayHandlers,
+        executor: ThreadPoolExecutor,
+        *,
+        stage: str = "local",
+        limits: GatewayLimits | None = None,
+    ) -> None:
+        self._handlers = handlers
+        self._executor = executor
+        self._stage = stage
+        self._limits = limits or GatewayLimits()
+        self._connections: dict[str, _Connection] = {}
+        self.app = web.Application(client_max_size=HTTP_PAYLOAD_LIMIT_BYTES)
+        self.app.router.add_get(WS_PATH, self._websocket)
+        self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", self._management)
+        self.app.router.add_route("*", "/{tail:.*}", self._http)
+        self.app.on_shutdown.append(self._close_all)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    async def _run(self, handler: Handler, event: dict[str, Any], name: str) -> Any:
+        loop = asyncio.get_running_loop()
+        context = LocalLambdaContext(function_name=f"tether-{name}")
+        return await loop.run_in_executor(self._executor, handler, event, context)
+
+    # -- HTTP API --------------------------------------------------------------------------
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        raw = await request.read()
+        body: str | None = None
+        encoded = False
+        if raw:
+            try:
+                body = raw.decode()
+            except UnicodeDecodeError:
+                body, encoded = base64.b64encode(raw).decode(), True
+        event = http_api_event(
+            request.method,
+            request.path,
+            headers=_joined(request.headers),
+            body=body,
+            source_ip=request.remote or "127.0.0.1",
+        )
+        event["rawQueryString"] = request.query_string
+        event["queryStringParameters"] = _joined(request.query) or None
+        event["isBase64Encoded"] = encoded
+        answer = await self._run(self._handlers.http, event, "http-api")
+        response = _http_response(answer)
+        logger.info(
+            "http request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    # -- WebSocket API ---------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        connection_id = secrets.token_urlsafe(12)
+        headers = _joined(request.headers)
+        query = _joined(request.query)
+        source_ip = request.remote or "127.0.0.1"
+        authorizer = await self._authorize(connection_id, headers, query)
+        if authorizer is None:
+            logger.info("websocket refused", extra={"status": 401})
+            return _plain(HTTPStatus.UNAUTHORIZED)
+        connect = websocket_event(
+            "CONNECT",
+            connection_id,
+            headers=headers,
+            query=query,
+            authorizer=authorizer,
+            stage=self._stage,
+            source_ip=source_ip,
+        )
+        answer = await self._run(self._handlers.websocket, connect, "ws-handler")
+        status = int(answer.get("statusCode", 200)) if isinstance(answer, dict) else 200
+        if status >= HTTPStatus.MULTIPLE_CHOICES:
+            logger.info("websocket refused by $connect", extra={"status": status})
+            return _plain(HTTPStatus(status))
+        answer_headers = answer.get("headers") or {} if isinstance(answer, dict) else {}
+        protocol = {k.lower(): v for k, v in answer_headers.items()}.get("sec-websocket-protocol")
+        socket = web.WebSocketResponse(
+            protocols=(protocol,) if protocol else (),
+            max_msg_size=self._limits.message_bytes,
+            autoping=True,
+        )
+        await socket.prepare(request)
+        connection = _Connection(socket, source_ip, headers.get("User-Agent", ""))
+        self._connections[connection_id] = connection
+        logger.info("websocket connected", extra={"connectionId": connection_id})
+        try:
+            await self._serve(connection_id, connection, authorizer)
+        finally:
+            self._connections.pop(connection_id, None)
+            disconnect = websocket_event(
+                "DISCONNECT", connection_id, authorizer=authorizer, stage=self._stage
+            )
+            await self._run(self._handlers.websocket, disconnect, "ws-handler")
+            logger.info(
+                "websocket closed", extra={"connectionId": connection_id, "code": socket.close_code}
+            )
+        return socket
+
+    async def _authorize(
+        self, connection_id: str, headers: dict[str, str], query: dict[str, str]
+    ) -> dict[str, str] | None:
+        event = {
+            "type": "REQUEST",
+            "methodArn": f"arn:aws:execute-api:us-east-1:000000000000:local/{self._stage}/$connect",
+            "headers": headers,
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {name: [value] for name, value in query.items()},
+            "stageVariables": {},
+            "requestContext": {
+                "routeKey": "$connect",
+                "eventType": "CONNECT",
+                "connectionId": connection_id,
+                "apiId": "local",
+                "stage": self._stage,
+            },
+        }
+        try:
+            policy = await self._run(self._handlers.authorizer, event, "authorizer")
+        except PermissionError:
+            return None
+        statements = policy.get("policyDocument", {}).get("Statement", [])
+        if not statements or any(s.get("Effect") != "Allow" for s in statements):
+            return None
+        context: dict[str, str] = {k: str(v) for k, v in (policy.get("context") or {}).items()}
+        return context
+
+    async def _serve(
+        self, connection_id: str, connection: _Connection, authorizer: dict[str, str]
+    ) -> None:
+        socket = connection.socket
+        async for message in socket:
+            connection.touch()
+            if message.type is WSMsgType.TEXT:
+                data: str = message.data
+                body, encoded = data, False
+                size = len(data.encode())
+            elif message.type is WSMsgType.BINARY:
+                body, encoded = base64.b64encode(message.data).decode(), True
+                size = len(message.data)
+            else:
+                break  # an error (e.g. a message over the limit: aiohttp closed with 1009)
+            if size > self._limits.frame_bytes:
+                # The gateway sees messages, not frames; clients send a message as one frame.
+                await socket.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"Frame too big")
+                break
+            event = websocket_event(
+                "MESSAGE",
+                connection_id,
+                route_key=_route_key(body) if not encoded else "$default",
+                body=body,
+                authorizer=authorizer,
+                stage=self._stage,
+                source_ip=connection.source_ip,
+            )
+            event["isBase64Encoded"] = encoded
+            await self._run(self._handlers.websocket, event, "ws-handler")
+
+    async def expire_connections(self) -> None:
+        """Close idle and old connections, as API Gateway does."""
+        now = time.time()
+        for connection in list(self._connections.values()):
+            idle = now - connection.last_active > self._limits.idle_seconds
+            old = now - connection.connected_at > self._limits.max_connection_seconds
+            if idle or old:
+                await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Going away")
+
+    async def _close_all(self, _app: web.Application) -> None:
+        for connection in list(self._connections.values()):
+            await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
+
+    # -- @connections ----------------------------------------------------------------------
+
+    async def _management(self, request: web.Request) -> web.StreamResponse:
+        connection_id = request.match_info["connection_id"]
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.socket.closed:
+            return _aws_error(HTTPStatus.GONE, "GoneException", f"{connection_id} is gone")
+        match request.method:
+            case "POST":
+                return await self._post(connection, await request.read())
+            case "GET":
+                return web.json_response(
+                    {
+                        "connectedAt": _iso(connection.connected_at),
+                        "lastActiveAt": _iso(connection.last_active),
+                        "identity": {
+                            "sourceIp": connection.source_ip,
+                            "userAgent": connection.user_agent,
+                        },
+                    }
+                )
+            case "DELETE":
+                await connection.socket.close(code=WSCloseCode.OK)
+                return web.Response(status=HTTPStatus.NO_CONTENT)
+            case _:
+                return _aws_error(HTTPStatus.METHOD_NOT_ALLOWED, "BadRequestException", "method")
+
+    async def _post(self, connection: _Connection, data: bytes) -> web.StreamResponse:
+        if len(data) > self._limits.message_bytes:
+            return _aws_error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "PayloadTooLargeException",
+                f"{len(data)} bytes: a message is at most {self._limits.message_bytes}",
+            )
+        try:
+            try:
+                await connection.socket.send_str(data.decode())
+            except UnicodeDecodeError:
+                await connection.socket.send_bytes(data)
+        except (ConnectionError, RuntimeError):
+            return _aws_error(HTTPStatus.GONE, "GoneException", "the connection closed")
+        connection.touch()
+        return web.Response(status=HTTPStatus.OK)
+
+
+def _joined(values: CIMultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]:
+    """API Gateway joins repeated headers and query parameters with commas."""
+    joined: dict[str, str] = {}
+    for name, value in values.items():
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def _route_key(body: str) -> str:
+    try:
+        action = json.loads(body).get("action")
+    except (ValueError, AttributeError):
+        return "$default"
+    return action if isinstance(action, str) and action in ROUTE_KEYS else "$default"
+
+
+def _http_response(answer: Any) -> web.Response:
+    if not isinstance(answer, dict) or "statusCode" not in answer:
+        # HTTP API's payload 2.0 shortcut: any other JSON is a 200 with that body.
+        return web.json_response(answer)
+    raw = answer.get("body") or ""
+    body = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode()
+    response = web.Response(status=int(answer["statusCode"]), body=body)
+    for name, value in (answer.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for name, values in (answer.get("multiValueHeaders") or {}).items():
+        for value in values:
+            response.headers.add(name, str(value))
+    for cookie in answer.get("cookies") or []:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+def _aws_error(status: HTTPStatus, code: str, message: str) -> web.Response:
+    return web.json_response(
+        {"message": message}, status=status, headers={"x-amzn-ErrorType": code}
+    )
+
+
+def _plain(status: HTTPStatus) -> web.Response:
+    return web.json_response({"message": status.phrase}, status=status)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

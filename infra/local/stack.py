@@ -1,0 +1,349 @@
+"""The local stack: all of Tether in one process, no Docker, no AWS account (DESIGN §10).
+
+`LocalStack(state_dir).start()` brings up, in order: moto in server mode (`LocalAws`) with the
+tables from the shared specs, their items restored from the last run (`snapshot`), and moto's
+Step Functions interpreter running the shared JobRunner definition with every task calling the
+real handler in process (`stepfunctions`); the gateway (`gateway`: HTTP API, WebSocket API,
+`@connections`) on one localhost port; the messages-stream poller feeding the dispatcher
+(`poller`); and whatever background services later issues add (`services`: started in order,
+stopped in reverse). It returns the URLs and writes them to `<state_dir>/dev.json`, which
+`tether` commands read to find the stack. `stop()` undoes it all and saves the tables.
+
+The handlers read their settings from the environment, exactly as in Lambda, so the stack sets
+it for this process while it runs: one stack per process (tests: one per module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from aiohttp import web
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+
+from infra.local import snapshot
+from infra.local import stepfunctions as local_sfn
+from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
+from infra.local.poller import PollerOptions, StreamPoller
+from infra.local.secrets import LocalSecrets, local_secrets
+from shared import constants as c
+from shared.tables import TABLES
+
+DEV_FILE: Final = "dev.json"
+TABLE_PREFIX: Final = "tether"
+EXPIRY_CHECK_SECONDS: Final = 5.0
+_ENDED: Final = ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")
+
+logger = Logger(service="tether-local")
+
+
+class BackgroundService(Protocol):
+    """Something that runs beside the stack (the stream poller; later the ticker, push sink)."""
+
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    http_url: str
+    ws_url: str
+    management_url: str
+    aws_endpoint: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "httpUrl": self.http_url,
+            "wsUrl": self.ws_url,
+            "managementUrl": self.management_url,
+            "awsEndpoint": self.aws_endpoint,
+        }
+
+
+@dataclass
+class PollerService:
+    """The stream poller as a background service; it keeps its checkpoint across restarts."""
+
+    poller: StreamPoller
+    name: str = "stream-poller"
+
+    def start(self) -> None:
+        self.poller.start()
+
+    def stop(self) -> None:
+        self.poller.stop()
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    http_port: int = 0  # 0: any free port
+    aws_port: int = 0
+    fresh: bool = False  # start empty and forget the previous run's tables
+    persist: bool = True  # save the tables on stop
+    wait_scale: float = 1.0  # Step Functions waits (retry backoff) take this share of real time
+    environment: Mapping[str, str] = field(default_factory=dict)  # extra handler settings
+    poller: PollerOptions = field(default_factory=PollerOptions)
+    limits: GatewayLimits = field(default_factory=GatewayLimits)
+    workers: int = 32  # handler threads, as Lambda's concurrency
+
+
+class LocalStack:
+    def __init__(self, state_dir: Path, options: StackOptions | None = None) -> None:
+        self.state_dir = state_dir
+        self.options = options or StackOptions()
+        self.services: list[BackgroundService] = []
+        self.aws = LocalAws(host=self.options.host, port=self.options.aws_port)
+        self.tables: dict[str, str] = {}
+        self.urls: StackUrls | None = None
+        self.secrets: LocalSecrets | None = None
+        self.poller: StreamPoller | None = None
+        self.gateway: Gateway | None = None
+        self.restored: snapshot.SnapshotReport | None = None
+        self.saved: snapshot.SnapshotReport | None = None
+        self._saved_environ: dict[str, str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._expiry: concurrent.futures.Future[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.state_dir / snapshot.SNAPSHOT_FILE
+
+    @property
+    def dev_file(self) -> Path:
+        return self.state_dir / DEV_FILE
+
+    # -- start ------------------------------------------------------------------------------
+
+    def start(self) -> StackUrls:
+        if self.urls is not None:
+            return self.urls
+        self._saved_environ = dict(os.environ)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackUrls:
+        started = time.perf_counter()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.update(
+            {
+                "AWS_DEFAULT_REGION": LOCAL_REGION,
+                "AWS_REGION": LOCAL_REGION,
+                "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        self.aws.start()
+        self.aws.reset()
+        endpoint = self.aws.endpoint_url
+        # moto's interpreter calls Lambda on localhost:MOTO_PORT (AWS_LOCAL_NOTES).
+        os.environ["MOTO_PORT"] = endpoint.rsplit(":", 1)[1]
+        self.aws.configure(dict(local_sfn.MOTO_CONFIG))
+        self.tables = self.aws.create_tables(TABLE_PREFIX)
+        if self.options.fresh:
+            self.snapshot_path.unlink(missing_ok=True)
+        else:
+            self.restored = snapshot.restore(self.aws.dynamodb(), self.tables, self.snapshot_path)
+        self.secrets = local_secrets(self.state_dir)
+        urls = self._start_gateway(endpoint)
+        self._configure_handlers(urls)
+        self._start_services()
+        self.urls = urls
+        self._write_dev_file(urls)
+        logger.info(
+            "local stack ready",
+            extra={
+                **urls.to_json(),
+                "restoredItems": self.restored.items if self.restored else 0,
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )
+        return urls
+
+    def _start_gateway(self, endpoint: str) -> StackUrls:
+        self._executor = ThreadPoolExecutor(self.options.workers, thread_name_prefix="lambda")
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="tether-gateway", daemon=True
+        )
+        self._loop_thread.start()
+        self.gateway = Gateway(GatewayHandlers.real(), self._executor, limits=self.options.limits)
+        self._runner = web.AppRunner(self.gateway.app, handle_signals=False, access_log=None)
+        self._call(self._runner.setup())
+        site = web.TCPSite(self._runner, self.options.host, self.options.http_port)
+        self._call(site.start())
+        host, port = self._runner.addresses[0][:2]
+        self._expiry = asyncio.run_coroutine_threadsafe(self._expire_connections(), self._loop)
+        base = f"http://{host}:{port}"
+        return StackUrls(
+            http_url=base,
+            ws_url=f"ws://{host}:{port}{WS_PATH}",
+            management_url=base,  # boto3 appends /@connections/{id}
+            aws_endpoint=endpoint,
+        )
+
+    def _configure_handlers(self, urls: StackUrls) -> None:
+        """The handlers' environment, as the CDK app sets it in the cloud; then a cold start."""
+        assert self.secrets is not None
+        environment = {spec.env_var: self.tables[spec.key] for spec in TABLES}
+        environment.update(
+            {
+                c.ENV_AWS_ENDPOINT_URL: urls.aws_endpoint,
+                c.ENV_CURSOR_SECRET: self.secrets.cursor_secret,
+                c.ENV_AUTH_HS256_SECRET: self.secrets.user_token_secret,
+                c.ENV_RESUME_SIGNING_KEY: self.secrets.resume_signing_key,
+                c.ENV_WEBSOCKET_MANAGEMENT_URL: urls.management_url,
+                c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
+                # No CloudWatch here: EMF lines would drown the log (set it to "false" to see them).
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                **self.options.environment,
+            }
+        )
+        os.environ.update(environment)
+        local_sfn.install(wait_scale=self.options.wait_scale)
+        os.environ[c.ENV_STATE_MACHINE_ARN] = local_sfn.deploy_job_runner(
+            lambda_client=self.aws.client("lambda"),
+            iam_client=self.aws.client("iam"),
+            sfn_client=self.aws.client("stepfunctions"),
+            handlers=local_sfn.runner_handlers(),
+        )
+        cold_start()
+
+    def _start_services(self) -> None:
+        from functions import dispatcher
+
+        streams = self.aws.client(
+            "dynamodbstreams", config=Config(account_id_endpoint_mode="disabled")
+        )
+        described = self.aws.dynamodb().describe_table(TableName=self.tables["messages"])
+        self.poller = StreamPoller(
+            streams, described["Table"]["LatestStreamArn"], dispatcher.handler, self.options.poller
+        )
+        self.services.insert(0, PollerService(self.poller))
+        for service in self.services:
+            service.start()
+            logger.info("service started", extra={"service": service.name})
+
+    def _write_dev_file(self, urls: StackUrls) -> None:
+        partial = self.dev_file.with_suffix(".partial")
+        partial.write_text(json.dumps(urls.to_json(), indent=2) + "\n")
+        partial.replace(self.dev_file)
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop everything that started, in reverse; safe to call twice or after a failed start."""
+        self.dev_file.unlink(missing_ok=True)
+        if self._loop is not None and self._runner is not None:
+            if self._expiry is not None:
+                self._expiry.cancel()
+            # Closes every socket first; each close runs $disconnect against the live tables.
+            with contextlib.suppress(Exception):
+                self._call(self._runner.cleanup(), timeout=30)
+        for service in reversed(self.services):
+            with contextlib.suppress(Exception):
+                service.stop()
+        self.services = [s for s in self.services if not isinstance(s, PollerService)]
+        if self.urls is not None:
+            self._stop_executions()
+            if self.options.persist:
+                self.saved = snapshot.dump(self.aws.dynamodb(), self.tables, self.snapshot_path)
+                logger.info(
+                    "tables saved",
+                    extra={"items": self.saved.items, "seconds": round(self.saved.seconds, 2)},
+                )
+            with contextlib.suppress(Exception):
+                self.aws.configure({"stepfunctions": {"execute_state_machine": False}})
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(timeout=10)
+            self._loop.close()
+            self._loop = self._loop_thread = self._runner = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self.aws.stop()
+        self.urls = None
+        cold_start(warm=False)
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            self._saved_environ = None
+
+    def _stop_executions(self) -> None:
+        """Running executions would go on calling handlers after the stack is gone."""
+        sfn = self.aws.client("stepfunctions")
+        arn = os.environ.get(c.ENV_STATE_MACHINE_ARN)
+        if not arn:
+            return
+        with contextlib.suppress(Exception):
+            pages = sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=arn, statusFilter="RUNNING"
+            )
+            for page in pages:
+                for execution in page["executions"]:
+                    sfn.stop_execution(executionArn=execution["executionArn"])
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _call(self, coroutine: Any, timeout: float = 30) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    async def _expire_connections(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_SECONDS)
+            if self.gateway is not None:
+                await self.gateway.expire_connections()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def cold_start(*, warm: bool = True) -> None:
+    """Forget every handler's cached context, then (warm) build them from the environment now.
+
+    Built now, while the stack's environment is set, they keep their settings even if a caller
+    (a test's fixture) changes the environment later.
+    """
+    from functions import authorizer, dispatcher, http_api, runner, ws_handler
+
+    caches: list[Any] = [
+        http_api.context,
+        ws_handler.context,
+        authorizer.authenticator,
+        dispatcher.context,
+        runner.context,
+    ]
+    for cache in caches:
+        cache.cache_clear()
+    if warm:
+        for cache in caches:
+            cache()
