@@ -113,9 +113,8 @@ class Gateway:
         self.app.router.add_route("*", "/{tail:.*}", self._http)
         self.app.on_shutdown.append(self._close_all)
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._connections)
+    def connection_ids(self) -> list[str]:
+        return list(self._connections)
 
     async def _run(self, handler: Handler, event: dict[str, Any], name: str) -> Any:
         loop = asyncio.get_running_loop()
