@@ -60,11 +60,15 @@ def dev(args: argparse.Namespace) -> int:
         ready = time.perf_counter() - started
         assert stack.secrets is not None
         dev_token = _dev_token(stack.secrets, "local", "dev", [s.value for s in Scope], 12 * 3600)
-        restored = stack.restored.items if stack.restored else 0
+        kept = (
+            f"{stack.restored.items} items restored from {stack.restored.path}, "
+            f"{stack.relaunched} unfinished jobs relaunched"
+            if stack.restored
+            else "empty tables"
+        )
         print(
             f"""
-Tether is running locally (ready in {ready:.1f} s; {restored} items restored from \
-{stack.snapshot_path}{"" if restored else " (none)"}).
+Tether is running locally (ready in {ready:.1f} s; {kept}).
   HTTP API        {urls.http_url}   (OpenAPI: {urls.http_url}/openapi.json, docs: /docs)
   WebSocket       {urls.ws_url}   (?token=... or subprotocols tether.v2, bearer.<token>)
   @connections    {urls.management_url}/@connections/{{id}}

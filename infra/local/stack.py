@@ -39,6 +39,8 @@ from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
 from infra.local.secrets import LocalSecrets, local_secrets
 from shared import constants as c
+from shared.domain.models import JobStatus
+from shared.services.jobs import JobRef
 from shared.tables import TABLES
 
 DEV_FILE: Final = "dev.json"
@@ -115,6 +117,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.restored: snapshot.SnapshotReport | None = None
         self.saved: snapshot.SnapshotReport | None = None
+        self.relaunched = 0
         self._saved_environ: dict[str, str] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -170,6 +173,8 @@ class LocalStack:
         urls = self._start_gateway(endpoint)
         self._configure_handlers(urls)
         self._start_services()
+        if self.restored is not None:
+            self.relaunched = self._relaunch_unfinished_jobs()
         self.urls = urls
         self._write_dev_file(urls)
         logger.info(
@@ -244,7 +249,40 @@ class LocalStack:
         self.services.insert(0, PollerService(self.poller))
         for service in self.services:
             service.start()
-            logger.info("service started", extra={"service": service.name})
+            logger.info("service started", extra={"backgroundService": service.name})
+
+    def _relaunch_unfinished_jobs(self) -> int:
+        """Executions live in moto's memory and died with the last run; the jobs did not.
+
+        Each unfinished job gets a new execution, which carries on from the job's committed
+        cursor (a batch is committed only if the cursor has not moved, so none counts twice);
+        a paused one parks again, waiting for resume.
+        """
+        from functions import runner
+
+        unfinished = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED]
+        pages = (
+            self.aws.dynamodb()
+            .get_paginator("scan")
+            .paginate(
+                TableName=self.tables["jobs"],
+                FilterExpression="#status IN (" + ", ".join(f":s{i}" for i in range(3)) + ")",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    f":s{i}": {"S": s.value} for i, s in enumerate(unfinished)
+                },
+                ProjectionExpression="tenantId, jobId",
+            )
+        )
+        count = 0
+        for page in pages:
+            for item in page.get("Items", []):
+                ref = JobRef(item["tenantId"]["S"], item["jobId"]["S"])
+                runner.context().runner.launch(ref)
+                count += 1
+        if count:
+            logger.info("unfinished jobs relaunched", extra={"jobs": count})
+        return count
 
     def _write_dev_file(self, urls: StackUrls) -> None:
         partial = self.dev_file.with_suffix(".partial")

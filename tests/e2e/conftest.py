@@ -8,17 +8,15 @@ progress message written (no coalescing), so a client sees many seqs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from infra.local.stack import LocalStack, StackOptions
 from shared import constants as c
-from shared.domain.auth import Scope
-from shared.domain.clock import SystemClock
-from shared.services.auth import mint_dev_token
+from tests.e2e.wire import mint
 
 E2E_ENVIRONMENT = {c.ENV_BATCH_SIZE: "20", c.ENV_PROGRESS_MIN_INTERVAL_MS: "0"}
 
@@ -47,15 +45,4 @@ def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
 
 @pytest.fixture
 def token(stack: LocalStack) -> TokenFactory:
-    def mint(tenant: str = "acme", user: str = "alice", secret: str | None = None) -> str:
-        assert stack.secrets is not None
-        return mint_dev_token(
-            secret or stack.secrets.user_token_secret,
-            tenant=tenant,
-            subject=user,
-            scopes=list(Scope),
-            ttl=timedelta(hours=1),
-            clock=SystemClock(),
-        )
-
-    return mint
+    return functools.partial(mint, stack)

@@ -11,13 +11,32 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 
-from infra.local.stack import StackUrls
+from infra.local.stack import LocalStack, StackUrls
+from shared.domain.auth import Scope
+from shared.domain.clock import SystemClock
+from shared.services.auth import mint_dev_token
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+def mint(
+    stack: LocalStack, tenant: str = "acme", user: str = "alice", secret: str | None = None
+) -> str:
+    """A user token with every scope; signed by the stack's issuer unless `secret` is given."""
+    assert stack.secrets is not None
+    return mint_dev_token(
+        secret or stack.secrets.user_token_secret,
+        tenant=tenant,
+        subject=user,
+        scopes=list(Scope),
+        ttl=timedelta(hours=1),
+        clock=SystemClock(),
+    )
 
 
 @dataclass

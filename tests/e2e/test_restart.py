@@ -1,0 +1,81 @@
+"""`tether dev` keeps its data across a restart: jobs, their logs, and jobs still running."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from infra.local.stack import LocalStack, StackOptions
+from tests.e2e.conftest import E2E_ENVIRONMENT
+from tests.e2e.wire import Api, mint
+
+
+def _stack(state: Path, *, fresh: bool = False, persist: bool = True) -> LocalStack:
+    options = StackOptions(
+        fresh=fresh, persist=persist, wait_scale=0.0, environment=E2E_ENVIRONMENT
+    )
+    return LocalStack(state, options)
+
+
+def test_a_restart_keeps_the_tables_and_finishes_the_job_that_was_running(
+    tmp_path: Path,
+) -> None:
+    # Given a stack with a finished job and one still running when it stops
+    first = _stack(tmp_path)
+    urls = first.start()
+    try:
+        token = mint(first)
+
+        async def before() -> tuple[str, str]:
+            async with aiohttp.ClientSession() as session:
+                api = Api(session, urls, token)
+                done, _ = await api.create_demo(items=30, delay_ms=0)
+                await api.wait_until(done, lambda s: s["status"] == "completed")
+                running, _ = await api.create_demo(items=300, delay_ms=10)
+                await api.wait_until(running, lambda s: s["counters"]["processed"] >= 40)
+                return done, running
+
+        done, running = asyncio.run(before())
+    finally:
+        first.stop()
+    assert first.saved is not None
+    assert first.saved.items > 0
+
+    # When it starts again on the same state folder
+    second = _stack(tmp_path)
+    urls = second.start()
+    try:
+
+        async def after() -> tuple[dict[str, Any], dict[str, Any], list[int]]:
+            async with aiohttp.ClientSession() as session:
+                api = Api(session, urls, mint(second))
+                kept = await api.job(done)
+                finished = await api.wait_until(running, lambda s: s["status"] == "completed")
+                _, log = await api.call("GET", f"/jobs/{running}/messages?after=0&limit=100")
+                return kept, finished, [m["seq"] for m in log["messages"]]
+
+        kept, finished, seqs = asyncio.run(after())
+    finally:
+        second.stop()
+
+    # Then the finished job is still there, and the running one carried on to the end,
+    # every item counted once and its log still gap-free
+    assert second.restored is not None
+    assert second.relaunched == 1
+    assert kept["status"] == "completed"
+    assert (finished["counters"]["succeeded"], finished["counters"]["processed"]) == (300, 300)
+    assert seqs == list(range(1, finished["seq"] + 1))
+
+
+def test_fresh_starts_empty(tmp_path: Path) -> None:
+    (tmp_path / "tables.json").write_text('{"version": 1, "tables": {"jobs": [{"x": 1}]}}')
+
+    stack = _stack(tmp_path, fresh=True, persist=False)
+    stack.start()
+    stack.stop()
+
+    assert stack.restored is None
+    assert not (tmp_path / "tables.json").exists()
