@@ -50,10 +50,13 @@ integration: $(VENV)/.installed
 infra-test: $(VENV)/.installed
 	$(PY) -m pytest tests/infra
 
-## Print what Tether costs on AWS per operation (DynamoDB requests), measured on moto.
+## Print what Tether costs on AWS per operation (DynamoDB requests), measured on moto, and how
+## fast the local stack starts and delivers (wall clock: figures, not assertions).
 bench: $(VENV)/.installed
 	$(PY) -m tests.bench.store_costs
 	$(PY) -m tests.bench.replay_costs
+	$(PY) -m tests.bench.local_stack
+
 
 ## Synthesize the CloudFormation templates into cdk.out/ (no Docker, no AWS account).
 synth: install

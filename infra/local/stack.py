@@ -221,8 +221,6 @@ class LocalStack:
                 c.ENV_RESUME_SIGNING_KEY: self.secrets.resume_signing_key,
                 c.ENV_WEBSOCKET_MANAGEMENT_URL: urls.management_url,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
-                # No CloudWatch here: EMF lines would drown the log (set it to "false" to see them).
-                "POWERTOOLS_METRICS_DISABLED": "true",
                 **self.options.environment,
             }
         )
