@@ -44,7 +44,11 @@ def token(args: argparse.Namespace) -> int:
 
 
 def dev(args: argparse.Namespace) -> int:
-    from infra.local.stack import LocalStack, StackOptions  # moto, aiohttp: import on use
+    from infra.local.stack import (  # moto, aiohttp: import on use
+        LocalStack,
+        StackAlreadyRunning,
+        StackOptions,
+    )
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     options = StackOptions(host=args.host, http_port=args.port, aws_port=args.aws_port)
@@ -56,7 +60,11 @@ def dev(args: argparse.Namespace) -> int:
     }
     started = time.perf_counter()
     try:
-        urls = stack.start()
+        try:
+            urls = stack.start()
+        except StackAlreadyRunning as running:
+            print(f"tether dev: {running}; stop it first, or pass another --state-dir")
+            return 1
         ready = time.perf_counter() - started
         assert stack.secrets is not None
         dev_token = _dev_token(stack.secrets, "local", "dev", [s.value for s in Scope], 12 * 3600)

@@ -1,6 +1,7 @@
 """Makes moto's DynamoDB behave like the service where Tether depends on it.
 
-Two differences matter and both are fixed here, for the tests and for `tether dev` alike:
+Two differences matter and both are fixed here, for the tests and for `tether dev` alike
+(a third patch, `stream_activity`, only lets the local stream poller sleep until there is news):
 
 * Atomicity. DynamoDB applies every request atomically. moto handles requests from several
   threads at once, and a transaction deep-copies a table while another thread writes to it
@@ -24,7 +25,7 @@ from typing import Any
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.table import StreamShard, Table
 
 _install_lock = threading.Lock()
 _request_lock = threading.RLock()
@@ -121,6 +122,50 @@ def journal_rollback() -> None:
 
         DynamoDBBackend.transact_write_items = journaled  # type: ignore[method-assign]
         _installed.add("journal")
+
+
+class StreamActivity:
+    """A counter of records appended to any table's stream, and a way to wait for the next one.
+
+    Lambda polls a stream a few times a second; the local poller, in the same process as moto,
+    waits here instead, so it answers within milliseconds and costs nothing when idle.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._generation = 0
+
+    def generation(self) -> int:
+        with self._changed:
+            return self._generation
+
+    def notify(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Until a record is appended after `seen` was read (or `notify`), or `timeout`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != seen, timeout)
+
+
+_activity = StreamActivity()
+
+
+def stream_activity() -> StreamActivity:
+    """Patch moto's stream shards to announce every appended record; the announcer."""
+    with _install_lock:
+        if "activity" not in _installed:
+            original: Callable[..., None] = StreamShard.add
+
+            def announced(self: StreamShard, old: Any, new: Any) -> None:
+                original(self, old, new)
+                _activity.notify()
+
+            StreamShard.add = announced  # type: ignore[method-assign]
+            _installed.add("activity")
+    return _activity
 
 
 def install() -> None:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -33,11 +33,20 @@ MAX_BACKOFF_SECONDS: Final = 2.0
 logger = Logger(service="tether-local")
 
 
+class Wakeup(Protocol):
+    """Tells an idle poller when the stream may have news (see moto_patches.StreamActivity)."""
+
+    def generation(self) -> int: ...
+    def notify(self) -> None: ...
+    def wait(self, seen: int, timeout: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class PollerOptions:
     batch_size: int = BATCH_SIZE
     retry_attempts: int = RETRY_ATTEMPTS
-    idle_seconds: float = IDLE_POLL_SECONDS
+    idle_seconds: float = IDLE_POLL_SECONDS  # between empty reads, without a wakeup
+    wakeup_timeout_seconds: float = 1.0  # with one: read again at least this often
     first_backoff_seconds: float = 0.1
     starting_position: str = "LATEST"  # before the first checkpoint, as the cloud mapping
 
@@ -49,7 +58,9 @@ class StreamPoller:
         stream_arn: str,
         handler: Handler,
         options: PollerOptions | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
+        self._wakeup = wakeup
         self._streams = streams
         self._stream_arn = stream_arn
         self._handler = handler
@@ -84,6 +95,8 @@ class StreamPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wakeup is not None:
+            self._wakeup.notify()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -104,17 +117,21 @@ class StreamPoller:
         )
         return str(answer["ShardIterator"])
 
-    def _run(self, iterator: str) -> None:
+    def _run(self, first: str) -> None:
+        iterator: str | None = first
         pending: list[dict[str, Any]] = []
         attempts = 0
         while not self._stop.is_set():
             try:
+                if iterator is None:
+                    iterator = self._iterator()  # from the checkpoint again
                 if not pending:
+                    seen = self._wakeup.generation() if self._wakeup is not None else 0
                     answer = self._streams.get_records(
                         ShardIterator=iterator, Limit=self._options.batch_size
                     )
                     if not answer["Records"]:
-                        self._stop.wait(self._options.idle_seconds)
+                        self._idle(seen)
                         continue  # the same iterator: moto keeps every one it hands out
                     iterator = answer["NextShardIterator"]
                     pending = [self._lambda_record(r) for r in answer["Records"]]
@@ -122,13 +139,18 @@ class StreamPoller:
             except Exception:
                 if self._stop.is_set():
                     break
-                logger.exception("stream poll failed; retrying")
+                logger.exception("stream poll failed; reading again from the checkpoint")
+                iterator, pending, attempts = None, [], 0
                 self._stop.wait(MAX_BACKOFF_SECONDS)
-                pending, attempts = [], 0
-                iterator = self._iterator()  # from the checkpoint again
             if pending:
                 backoff = self._options.first_backoff_seconds * 2 ** (attempts - 1)
                 self._stop.wait(min(backoff, MAX_BACKOFF_SECONDS))
+
+    def _idle(self, seen: int) -> None:
+        if self._wakeup is None:
+            self._stop.wait(self._options.idle_seconds)
+        else:
+            self._wakeup.wait(seen, self._options.wakeup_timeout_seconds)
 
     def _dispatch(
         self, pending: list[dict[str, Any]], attempts: int

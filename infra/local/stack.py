@@ -22,6 +22,7 @@ import json
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from aiohttp import web
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
-from infra.local import snapshot
+from infra.local import moto_patches, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
@@ -49,6 +50,10 @@ EXPIRY_CHECK_SECONDS: Final = 5.0
 _ENDED: Final = ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")
 
 logger = Logger(service="tether-local")
+
+
+class StackAlreadyRunning(RuntimeError):
+    pass
 
 
 class BackgroundService(Protocol):
@@ -124,6 +129,8 @@ class LocalStack:
         self._runner: web.AppRunner | None = None
         self._expiry: concurrent.futures.Future[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._owns_dev_file = False
+        self._configured = False  # the handlers' environment is this stack's
 
     @property
     def snapshot_path(self) -> Path:
@@ -148,6 +155,7 @@ class LocalStack:
     def _start(self) -> StackUrls:
         started = time.perf_counter()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._refuse_a_second_stack()
         os.environ.update(
             {
                 "AWS_DEFAULT_REGION": LOCAL_REGION,
@@ -186,6 +194,18 @@ class LocalStack:
             },
         )
         return urls
+
+    def _refuse_a_second_stack(self) -> None:
+        """Two stacks on one state folder would overwrite each other's tables and dev.json."""
+        if not self.dev_file.exists():
+            return
+        try:
+            url = json.loads(self.dev_file.read_text())["httpUrl"]
+            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):  # noqa: S310
+                pass
+        except (OSError, ValueError, KeyError):
+            return  # left behind by a stack that did not stop cleanly
+        raise StackAlreadyRunning(f"a local stack already runs at {url} (see {self.dev_file})")
 
     def _start_gateway(self, endpoint: str) -> StackUrls:
         self._executor = ThreadPoolExecutor(self.options.workers, thread_name_prefix="lambda")
@@ -232,6 +252,7 @@ class LocalStack:
             sfn_client=self.aws.client("stepfunctions"),
             handlers=local_sfn.runner_handlers(),
         )
+        self._configured = True
         cold_start()
 
     def _start_services(self) -> None:
@@ -242,7 +263,11 @@ class LocalStack:
         )
         described = self.aws.dynamodb().describe_table(TableName=self.tables["messages"])
         self.poller = StreamPoller(
-            streams, described["Table"]["LatestStreamArn"], dispatcher.handler, self.options.poller
+            streams,
+            described["Table"]["LatestStreamArn"],
+            dispatcher.handler,
+            self.options.poller,
+            wakeup=moto_patches.stream_activity(),
         )
         self.services.insert(0, PollerService(self.poller))
         for service in self.services:
@@ -286,12 +311,15 @@ class LocalStack:
         partial = self.dev_file.with_suffix(".partial")
         partial.write_text(json.dumps(urls.to_json(), indent=2) + "\n")
         partial.replace(self.dev_file)
+        self._owns_dev_file = True
 
     # -- stop -------------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Stop everything that started, in reverse; safe to call twice or after a failed start."""
-        self.dev_file.unlink(missing_ok=True)
+        if self._owns_dev_file:  # never another running stack's
+            self.dev_file.unlink(missing_ok=True)
+            self._owns_dev_file = False
         if self._loop is not None and self._runner is not None:
             if self._expiry is not None:
                 self._expiry.cancel()
@@ -323,7 +351,9 @@ class LocalStack:
             self._executor = None
         self.aws.stop()
         self.urls = None
-        cold_start(warm=False)
+        if self._configured:
+            cold_start(warm=False)
+            self._configured = False
         if self._saved_environ is not None:
             os.environ.clear()
             os.environ.update(self._saved_environ)

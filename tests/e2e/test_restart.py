@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from infra.local.stack import LocalStack, StackOptions
+from infra.local.stack import LocalStack, StackAlreadyRunning, StackOptions
 from tests.e2e.conftest import E2E_ENVIRONMENT
 from tests.e2e.wire import Api, mint
 
@@ -79,3 +81,19 @@ def test_fresh_starts_empty(tmp_path: Path) -> None:
 
     assert stack.restored is None
     assert not (tmp_path / "tables.json").exists()
+
+
+def test_a_second_stack_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:
+    first = _stack(tmp_path, fresh=True, persist=False)
+    urls = first.start()
+    try:
+        # When another stack starts on the same folder while the first one runs
+        second = _stack(tmp_path, fresh=True, persist=False)
+        with pytest.raises(StackAlreadyRunning):
+            second.start()
+
+        # Then the first one's address file is left alone
+        assert json.loads((tmp_path / "dev.json").read_text())["httpUrl"] == urls.http_url
+    finally:
+        first.stop()
+    assert not (tmp_path / "dev.json").exists()

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from infra.local import moto_patches
 from infra.local.poller import PollerOptions, StreamPoller
 
 if TYPE_CHECKING:
@@ -193,3 +194,26 @@ def test_only_inserts_reach_the_dispatcher(
     poller.stop()
 
     assert dispatcher.batches == [[1, 2]]
+
+
+def test_with_a_wakeup_an_idle_poller_reads_as_soon_as_a_record_is_appended(
+    dynamodb: DynamoDBClient,
+    table_names: dict[str, str],
+    stream: tuple[Any, str],
+    dispatcher: Dispatcher,
+) -> None:
+    # Given a poller that, without news, would not read again for a minute
+    streams, arn = stream
+    patient = PollerOptions(idle_seconds=60, wakeup_timeout_seconds=60)
+    poller = StreamPoller(streams, arn, dispatcher, patient, wakeup=moto_patches.stream_activity())
+    poller.start()
+    try:
+        # When a message is written after it went idle
+        time.sleep(0.05)
+        _write(dynamodb, table_names["messages"], 1)
+
+        # Then moto's announcement wakes it (well within the minute), and stop() does too
+        _eventually(lambda: dispatcher.delivered() == [1])
+    finally:
+        poller.stop()
+    assert not poller.running
