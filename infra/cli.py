@@ -51,8 +51,9 @@ def dev(args: argparse.Namespace) -> int:
     )
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    options = StackOptions(host=args.host, http_port=args.port, aws_port=args.aws_port)
-    options.fresh = args.fresh
+    options = StackOptions(
+        host=args.host, http_port=args.port, aws_port=args.aws_port, fresh=args.fresh
+    )
     stack = LocalStack(Path(args.state_dir), options)
     stop = threading.Event()
     previous = {
@@ -64,6 +65,9 @@ def dev(args: argparse.Namespace) -> int:
             urls = stack.start()
         except StackAlreadyRunning as running:
             print(f"tether dev: {running}; stop it first, or pass another --state-dir")
+            return 1
+        except OSError as refused:  # e.g. the port is taken
+            print(f"tether dev: cannot listen on {args.host}:{args.port}: {refused.strerror}")
             return 1
         ready = time.perf_counter() - started
         assert stack.secrets is not None

@@ -140,6 +140,7 @@ class Gateway:
             body=body,
             source_ip=request.remote or "127.0.0.1",
         )
+        event["rawPath"] = request.rel_url.raw_path  # as sent; requestContext.http.path decoded
         event["rawQueryString"] = request.query_string
         event["queryStringParameters"] = _joined(request.query) or None
         event["isBase64Encoded"] = encoded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,3 +112,17 @@ def _stream_records(client: DynamoDBClient, table: str) -> int:
         StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     return len(streams.get_records(ShardIterator=iterator)["Records"])
+
+
+def test_tether_dev_on_a_taken_port_says_so_and_leaves_nothing_running(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        assert main(["dev", "--port", str(port), "--once", "--state-dir", str(tmp_path)]) == 1
+
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().out
+    assert not (tmp_path / "dev.json").exists()
