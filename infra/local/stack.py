@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,8 @@ EXPIRY_CHECK_SECONDS: Final = 5.0
 _ENDED: Final = ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")
 
 logger = Logger(service="tether-local")
+_running: LocalStack | None = None
+_running_lock = threading.Lock()
 
 
 class StackAlreadyRunning(RuntimeError):
@@ -110,10 +112,17 @@ class StackOptions:
 
 
 class LocalStack:
-    def __init__(self, state_dir: Path, options: StackOptions | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        options: StackOptions | None = None,
+        services: Sequence[BackgroundService] = (),
+    ) -> None:
         self.state_dir = state_dir
         self.options = options or StackOptions()
-        self.services: list[BackgroundService] = []
+        # Started after the poller, in this order, once the handlers are configured (so they
+        # can call them); stopped in reverse before the tables are saved.
+        self.services: list[BackgroundService] = list(services)
         self.aws = LocalAws(host=self.options.host, port=self.options.aws_port)
         self.tables: dict[str, str] = {}
         self.urls: StackUrls | None = None
@@ -143,8 +152,15 @@ class LocalStack:
     # -- start ------------------------------------------------------------------------------
 
     def start(self) -> StackUrls:
+        global _running
         if self.urls is not None:
             return self.urls
+        with _running_lock:
+            if _running is not None:
+                # moto's state and the handlers' environment belong to the process: a second
+                # stack would wipe the first one's tables.
+                raise StackAlreadyRunning("a local stack already runs in this process")
+            _running = self
         self._saved_environ = dict(os.environ)
         try:
             return self._start()
@@ -358,6 +374,10 @@ class LocalStack:
             os.environ.clear()
             os.environ.update(self._saved_environ)
             self._saved_environ = None
+        global _running
+        with _running_lock:
+            if _running is self:
+                _running = None
 
     def _stop_executions(self) -> None:
         """Running executions would go on calling handlers after the stack is gone."""

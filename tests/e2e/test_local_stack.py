@@ -299,3 +299,22 @@ def _age_messages(stack: LocalStack, tenant: str, job_id: str, up_to_seq: int) -
             UpdateExpression="SET expiresAt = :past",
             ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
         )
+
+
+def test_a_query_token_connects_without_a_subprotocol(
+    stack: LocalStack, token: TokenFactory
+) -> None:
+    assert stack.urls is not None
+    urls = stack.urls
+
+    async def scenario(session: aiohttp.ClientSession) -> None:
+        # When a client that cannot set subprotocols passes its token in the query
+        async with session.ws_connect(f"{urls.ws_url}?token={token()}") as ws:
+            await ws.send_json({"action": "ping"})
+            pong = await ws.receive_json(timeout=10)
+
+        # Then the socket opens with no subprotocol echoed, and actions are answered
+        assert ws.protocol is None
+        assert pong["type"] == "pong"
+
+    run(scenario)

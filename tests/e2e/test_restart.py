@@ -1,9 +1,16 @@
-"""`tether dev` keeps its data across a restart: jobs, their logs, and jobs still running."""
+"""Stacks started and stopped inside a test: restarts, `--fresh`, two stacks, services.
+
+No module-wide stack here: one process holds one stack at a time (moto's state and the
+handlers' environment are per process).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +18,7 @@ import aiohttp
 import pytest
 
 from infra.local.stack import LocalStack, StackAlreadyRunning, StackOptions
+from shared import constants as c
 from tests.e2e.conftest import E2E_ENVIRONMENT
 from tests.e2e.wire import Api, mint
 
@@ -83,17 +91,57 @@ def test_fresh_starts_empty(tmp_path: Path) -> None:
     assert not (tmp_path / "tables.json").exists()
 
 
-def test_a_second_stack_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:
+def test_a_second_stack_is_refused(tmp_path: Path) -> None:
     first = _stack(tmp_path, fresh=True, persist=False)
     urls = first.start()
     try:
-        # When another stack starts on the same folder while the first one runs
-        second = _stack(tmp_path, fresh=True, persist=False)
-        with pytest.raises(StackAlreadyRunning):
-            second.start()
+        # When another stack starts, in this process or on the same folder, while one runs
+        for state in (tmp_path / "elsewhere", tmp_path):
+            with pytest.raises(StackAlreadyRunning):
+                _stack(state, fresh=True, persist=False).start()
 
         # Then the first one's address file is left alone
         assert json.loads((tmp_path / "dev.json").read_text())["httpUrl"] == urls.http_url
     finally:
         first.stop()
     assert not (tmp_path / "dev.json").exists()
+
+
+def test_background_services_start_after_the_stack_and_stop_before_it(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    class Ticker:
+        name = "ticker"
+
+        def start(self) -> None:
+            events.append(f"start {os.environ[c.ENV_STATE_MACHINE_ARN].startswith('arn:')}")
+
+        def stop(self) -> None:
+            events.append("stop")
+
+    with LocalStack(tmp_path, StackOptions(fresh=True, persist=False), services=[Ticker()]):
+        events.append("running")
+
+    assert events == ["start True", "running", "stop"]
+
+
+def test_tether_dev_refuses_a_state_folder_another_process_serves(tmp_path: Path) -> None:
+    running = _stack(tmp_path, fresh=True, persist=False)
+    urls = running.start()
+    try:
+        # When `tether dev` starts in another process on the same folder
+        command = [sys.executable, "-m", "infra.cli", "dev", "--port", "0", "--once"]
+        other = subprocess.run(  # noqa: S603 - our own CLI
+            [*command, "--state-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+        # Then it says where the running one is and leaves it alone
+        assert other.returncode == 1
+        assert f"already runs at {urls.http_url}" in other.stdout
+        assert json.loads((tmp_path / "dev.json").read_text())["httpUrl"] == urls.http_url
+    finally:
+        running.stop()
