@@ -167,7 +167,7 @@ class Gateway:
         authorizer = await self._authorize(connection_id, headers, query)
         if authorizer is None:
             logger.info("websocket refused", extra={"status": 401})
-            return _plain(HTTPStatus.UNAUTHORIZED)
+            return _plain(HTTPStatus.UNAUTHORIZED.value)
         connect = websocket_event(
             "CONNECT",
             connection_id,
@@ -181,7 +181,7 @@ class Gateway:
         status = int(answer.get("statusCode", 200)) if isinstance(answer, dict) else 200
         if status >= HTTPStatus.MULTIPLE_CHOICES:
             logger.info("websocket refused by $connect", extra={"status": status})
-            return _plain(HTTPStatus(status))
+            return _plain(status)
         answer_headers = answer.get("headers") or {} if isinstance(answer, dict) else {}
         protocol = {k.lower(): v for k, v in answer_headers.items()}.get("sec-websocket-protocol")
         socket = web.WebSocketResponse(
@@ -189,11 +189,12 @@ class Gateway:
             max_msg_size=self._limits.message_bytes,
             autoping=True,
         )
-        await socket.prepare(request)
         connection = _Connection(socket, source_ip, headers.get("User-Agent", ""))
-        self._connections[connection_id] = connection
-        logger.info("websocket connected", extra={"connectionId": connection_id})
         try:
+            # $connect registered it: from here on, $disconnect must run whatever happens.
+            await socket.prepare(request)
+            self._connections[connection_id] = connection
+            logger.info("websocket connected", extra={"connectionId": connection_id})
             await self._serve(connection_id, connection, authorizer)
         finally:
             self._connections.pop(connection_id, None)
@@ -363,8 +364,12 @@ def _aws_error(status: HTTPStatus, code: str, message: str) -> web.Response:
     )
 
 
-def _plain(status: HTTPStatus) -> web.Response:
-    return web.json_response({"message": status.phrase}, status=status)
+def _plain(status: int) -> web.Response:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Refused"
+    return web.json_response({"message": phrase}, status=status)
 
 
 def _iso(epoch: float) -> str:

@@ -23,11 +23,11 @@ import os
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aiohttp import web
 from aws_lambda_powertools import Logger
@@ -39,6 +39,7 @@ from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
 from infra.local.secrets import LocalSecrets, local_secrets
+from infra.local.services import BackgroundService, PollerService, SnapshotService
 from shared import constants as c
 from shared.domain.models import JobStatus
 from shared.services.jobs import JobRef
@@ -58,15 +59,6 @@ class StackAlreadyRunning(RuntimeError):
     pass
 
 
-class BackgroundService(Protocol):
-    """Something that runs beside the stack (the stream poller; later the ticker, push sink)."""
-
-    name: str
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class StackUrls:
     http_url: str
@@ -81,49 +73,6 @@ class StackUrls:
             "managementUrl": self.management_url,
             "awsEndpoint": self.aws_endpoint,
         }
-
-
-@dataclass
-class PollerService:
-    """The stream poller as a background service; it keeps its checkpoint across restarts."""
-
-    poller: StreamPoller
-    name: str = "stream-poller"
-
-    def start(self) -> None:
-        self.poller.start()
-
-    def stop(self) -> None:
-        self.poller.stop()
-
-
-@dataclass
-class SnapshotService:
-    """Saves the tables every so often too, so a crash (kill -9, power) loses minutes at most."""
-
-    save: Callable[[], None]
-    every_seconds: float
-    name: str = "snapshots"
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="tether-snapshots", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_seconds):
-            try:
-                self.save()
-            except Exception:
-                logger.exception("periodic snapshot failed; the one on stop still runs")
 
 
 @dataclass
