@@ -85,6 +85,7 @@ Tether is running locally (ready in {ready:.1f} s; {kept}).
   WebSocket       {urls.ws_url}   (?token=... or subprotocols tether.v2, bearer.<token>)
   @connections    {urls.management_url}/@connections/{{id}}
   local AWS       {urls.aws_endpoint}   (moto: DynamoDB, Step Functions JobRunner)
+  push            to moto's SNS; each push is logged as "push delivered"
   console         none yet (a later issue)
   written to      {stack.dev_file}
 dev token (tenant local, user dev, 12 h; `tether token` mints more):

@@ -1,7 +1,7 @@
 """Background services: what runs beside the local stack's gateway, started and stopped with it.
 
-`LocalStack` starts the stream poller first, then the periodic snapshot, then the services it
-was given (later issues: the schedules ticker, the push sink), once the handlers' environment
+`LocalStack` starts the stream poller first, then the periodic snapshot and the push sink, then
+the services it was given (later issues: the schedules ticker), once the handlers' environment
 is set; it stops them in reverse before it saves the tables. A service is anything with a
 `name`, `start()` and `stop()`; `stop()` must return only when the service has stopped.
 """
@@ -16,6 +16,7 @@ from typing import Protocol
 from aws_lambda_powertools import Logger
 
 from infra.local.poller import StreamPoller
+from infra.local.push_sink import PushSink
 
 logger = Logger(service="tether-local")
 
@@ -70,3 +71,17 @@ class SnapshotService:
                 self.save()
             except Exception:
                 logger.exception("periodic snapshot failed; the one on stop still runs")
+
+
+@dataclass
+class PushSinkService:
+    """Logs every push the JobRunner sent (to moto's SNS) as one structured line."""
+
+    sink: PushSink = field(default_factory=PushSink)
+    name: str = "push-sink"
+
+    def start(self) -> None:
+        self.sink.start()
+
+    def stop(self) -> None:
+        self.sink.stop()

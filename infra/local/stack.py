@@ -5,8 +5,9 @@ tables from the shared specs, their items restored from the last run (`snapshot`
 Step Functions interpreter running the shared JobRunner definition with every task calling the
 real handler in process (`stepfunctions`); the gateway (`gateway`: HTTP API, WebSocket API,
 `@connections`) on one localhost port; the messages-stream poller feeding the dispatcher
-(`poller`); and whatever background services later issues add (`services`: started in order,
-stopped in reverse). It returns the URLs and writes them to `<state_dir>/dev.json`, which
+(`poller`), the push sink (`push_sink`: SNS platform applications in moto, each push logged) and
+whatever background services later issues add (`services`: started in order, stopped in
+reverse). It returns the URLs and writes them to `<state_dir>/dev.json`, which
 `tether` commands read to find the stack. `stop()` undoes it all and saves the tables.
 
 The handlers read their settings from the environment, exactly as in Lambda, so the stack sets
@@ -38,8 +39,14 @@ from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
+from infra.local.push_sink import create_platform_applications, platform_environment
 from infra.local.secrets import LocalSecrets, local_secrets
-from infra.local.services import BackgroundService, PollerService, SnapshotService
+from infra.local.services import (
+    BackgroundService,
+    PollerService,
+    PushSinkService,
+    SnapshotService,
+)
 from shared import constants as c
 from shared.domain.models import JobStatus
 from shared.services.jobs import JobRef
@@ -107,6 +114,7 @@ class LocalStack:
         self.urls: StackUrls | None = None
         self.secrets: LocalSecrets | None = None
         self.poller: StreamPoller | None = None
+        self.push_sink = PushSinkService()  # what would have reached APNs/FCM
         self.gateway: Gateway | None = None
         self.restored: snapshot.SnapshotReport | None = None
         self.saved: snapshot.SnapshotReport | None = None
@@ -241,7 +249,8 @@ class LocalStack:
                 **self.options.environment,
             }
         )
-        os.environ.update(environment)
+        push_applications = create_platform_applications(self.aws.client("sns"))
+        os.environ.update({**platform_environment(push_applications), **environment})
         local_sfn.install(wait_scale=self.options.wait_scale)
         os.environ[c.ENV_STATE_MACHINE_ARN] = local_sfn.deploy_job_runner(
             lambda_client=self.aws.client("lambda"),
@@ -266,11 +275,10 @@ class LocalStack:
             self.options.poller,
             wakeup=moto_patches.stream_activity(),
         )
-        self.services.insert(0, PollerService(self.poller))
+        built_in: list[BackgroundService] = [PollerService(self.poller), self.push_sink]
         if self.options.persist:
-            self.services.insert(
-                1, SnapshotService(self._save, self.options.snapshot_every_seconds)
-            )
+            built_in.append(SnapshotService(self._save, self.options.snapshot_every_seconds))
+        self.services[:0] = built_in
         for service in self.services:
             service.start()
             logger.info("service started", extra={"backgroundService": service.name})
@@ -330,9 +338,8 @@ class LocalStack:
         for service in reversed(self.services):
             with contextlib.suppress(Exception):
                 service.stop()
-        self.services = [
-            s for s in self.services if not isinstance(s, PollerService | SnapshotService)
-        ]
+        built_in = (PollerService, SnapshotService, PushSinkService)
+        self.services = [s for s in self.services if not isinstance(s, built_in)]
         if self.urls is not None:
             self._stop_executions()
             if self.options.persist:

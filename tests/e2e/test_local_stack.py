@@ -318,3 +318,33 @@ def test_a_query_token_connects_without_a_subprotocol(
         assert pong["type"] == "pong"
 
     run(scenario)
+
+
+def test_a_job_nobody_watched_end_is_pushed_to_the_owners_device(
+    stack: LocalStack, token: TokenFactory
+) -> None:
+    assert stack.urls is not None
+    urls = stack.urls
+
+    async def scenario(session: aiohttp.ClientSession) -> str:
+        # Given a user's registered iPhone and a job they do not watch
+        api = Api(session, urls, token(user="pushed"))
+        status, _ = await api.call("POST", "/devices", {"platform": "ios", "token": "c3" * 32})
+        assert status in (200, 201)
+        job_id, _ = await api.create_demo(items=30, delay_ms=0)
+
+        # When the job completes and nobody acknowledges it live
+        await api.wait_until(job_id, lambda s: s["pushAttempts"] != [])
+        return job_id
+
+    job_id = asyncio.run(_with_session(scenario))
+
+    # Then the local push sink shows what APNs would have received for it
+    deliveries = stack.push_sink.sink.for_job(job_id)
+    assert [d.platform.value for d in deliveries] == ["ios"]
+    assert deliveries[0].payload["aps"]["alert"]["title"]
+
+
+async def _with_session(scenario: Callable[[aiohttp.ClientSession], Awaitable[str]]) -> str:
+    async with aiohttp.ClientSession() as session:
+        return await scenario(session)
