@@ -86,6 +86,7 @@ Tether is running locally (ready in {ready:.1f} s; {kept}).
   @connections    {urls.management_url}/@connections/{{id}}
   local AWS       {urls.aws_endpoint}   (moto: DynamoDB, Step Functions JobRunner)
   push            to moto's SNS; each push is logged as "push delivered"
+  schedules       fired by the local ticker (every second), cleanup hourly
   console         none yet (a later issue)
   written to      {stack.dev_file}
 dev token (tenant local, user dev, 12 h; `tether token` mints more):

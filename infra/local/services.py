@@ -1,7 +1,7 @@
 """Background services: what runs beside the local stack's gateway, started and stopped with it.
 
-`LocalStack` starts the stream poller first, then the periodic snapshot and the push sink, then
-the services it was given (later issues: the schedules ticker), once the handlers' environment
+`LocalStack` starts the stream poller first, then the push sink, the ticker and the periodic
+snapshot, then the services it was given (e.g. a later issue's), once the handlers' environment
 is set; it stops them in reverse before it saves the tables. A service is anything with a
 `name`, `start()` and `stop()`; `stop()` must return only when the service has stopped.
 """
@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from infra.local.poller import StreamPoller
 from infra.local.push_sink import PushSink
+from infra.local.ticker import Ticker
 
 logger = Logger(service="tether-local")
 
@@ -85,3 +86,17 @@ class PushSinkService:
 
     def stop(self) -> None:
         self.sink.stop()
+
+
+@dataclass
+class TickerService:
+    """Fires due EventBridge Scheduler schedules and the hourly cleanup rule (moto fires none)."""
+
+    ticker: Ticker
+    name: str = "ticker"
+
+    def start(self) -> None:
+        self.ticker.start()
+
+    def stop(self) -> None:
+        self.ticker.stop()

@@ -4,11 +4,13 @@
 tables from the shared specs, their items restored from the last run (`snapshot`), and moto's
 Step Functions interpreter running the shared JobRunner definition with every task calling the
 real handler in process (`stepfunctions`); the gateway (`gateway`: HTTP API, WebSocket API,
-`@connections`) on one localhost port; the messages-stream poller feeding the dispatcher
-(`poller`), the push sink (`push_sink`: SNS platform applications in moto, each push logged) and
-whatever background services later issues add (`services`: started in order, stopped in
-reverse). It returns the URLs and writes them to `<state_dir>/dev.json`, which
-`tether` commands read to find the stack. `stop()` undoes it all and saves the tables.
+`@connections`) on one localhost port; then the background services (`services`): the
+messages-stream poller feeding the dispatcher (`poller`), the push sink (`push_sink`: SNS
+platform applications in moto, each push logged), the ticker (`ticker`: due schedules through
+the launcher, the hourly cleanup), the periodic snapshot, and any given to the constructor;
+started in that order, stopped in reverse. It returns the URLs and writes them to
+`<state_dir>/dev.json`, which `tether` commands read to find the stack. `stop()` undoes it all
+and saves the tables.
 
 The handlers read their settings from the environment, exactly as in Lambda, so the stack sets
 it for this process while it runs: one stack per process (tests: one per module).
@@ -46,8 +48,11 @@ from infra.local.services import (
     PollerService,
     PushSinkService,
     SnapshotService,
+    TickerService,
 )
+from infra.local.ticker import Ticker
 from shared import constants as c
+from shared.domain.clock import SystemClock
 from shared.domain.models import JobStatus
 from shared.services.jobs import JobRef
 from shared.tables import TABLES
@@ -90,6 +95,7 @@ class StackOptions:
     fresh: bool = False  # start empty and forget the previous run's tables
     persist: bool = True  # save the tables on stop
     snapshot_every_seconds: float = 60.0  # and this often while running (when persisting)
+    tick_seconds: float = 1.0  # how often the ticker looks for due schedules
     wait_scale: float = 1.0  # Step Functions waits (retry backoff) take this share of real time
     environment: Mapping[str, str] = field(default_factory=dict)  # extra handler settings
     poller: PollerOptions = field(default_factory=PollerOptions)
@@ -275,13 +281,30 @@ class LocalStack:
             self.options.poller,
             wakeup=moto_patches.stream_activity(),
         )
-        built_in: list[BackgroundService] = [PollerService(self.poller), self.push_sink]
+        built_in: list[BackgroundService] = [
+            PollerService(self.poller),
+            self.push_sink,
+            TickerService(self._ticker()),
+        ]
         if self.options.persist:
             built_in.append(SnapshotService(self._save, self.options.snapshot_every_seconds))
         self.services[:0] = built_in
         for service in self.services:
             service.start()
             logger.info("service started", extra={"backgroundService": service.name})
+
+    def _ticker(self) -> Ticker:
+        """Fires due schedules through the launcher, and the hourly cleanup (moto fires none)."""
+        from functions import cleanup, launcher
+
+        return Ticker(
+            scheduler=self.aws.client("scheduler"),
+            group=os.environ.get(c.ENV_SCHEDULER_GROUP, c.DEFAULT_SCHEDULER_GROUP),
+            launch=launcher.handler,
+            cleanup=cleanup.handler,
+            clock=SystemClock(),
+            period_seconds=self.options.tick_seconds,
+        )
 
     def _relaunch_unfinished_jobs(self) -> int:
         """Executions live in moto's memory and died with the last run; the jobs did not.
@@ -338,7 +361,7 @@ class LocalStack:
         for service in reversed(self.services):
             with contextlib.suppress(Exception):
                 service.stop()
-        built_in = (PollerService, SnapshotService, PushSinkService)
+        built_in = (PollerService, SnapshotService, PushSinkService, TickerService)
         self.services = [s for s in self.services if not isinstance(s, built_in)]
         if self.urls is not None:
             self._stop_executions()
@@ -416,14 +439,28 @@ def cold_start(*, warm: bool = True) -> None:
     Built now, while the stack's environment is set, they keep their settings even if a caller
     (a test's fixture) changes the environment later.
     """
-    from functions import authorizer, dispatcher, http_api, runner, ws_handler
+    from functions import (
+        authorizer,
+        cleanup,
+        dispatcher,
+        http_api,
+        http_devices,
+        http_schedules,
+        launcher,
+        runner,
+        ws_handler,
+    )
 
     caches: list[Any] = [
         http_api.context,
+        http_devices.context,
+        http_schedules.context,
         ws_handler.context,
         authorizer.authenticator,
         dispatcher.context,
         runner.context,
+        launcher.context,
+        cleanup.context,
     ]
     for cache in caches:
         cache.cache_clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -348,3 +349,31 @@ def test_a_job_nobody_watched_end_is_pushed_to_the_owners_device(
 async def _with_session(scenario: Callable[[aiohttp.ClientSession], Awaitable[str]]) -> str:
     async with aiohttp.ClientSession() as session:
         return await scenario(session)
+
+
+def test_a_job_scheduled_for_later_is_started_by_the_ticker(
+    stack: LocalStack, token: TokenFactory
+) -> None:
+    assert stack.urls is not None
+    urls = stack.urls
+
+    async def scenario(session: aiohttp.ClientSession) -> None:
+        # Given a job created for two seconds from now
+        api = Api(session, urls, token())
+        later = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+        body = {
+            "type": "demo",
+            "params": {"items": 20},
+            "schedule": {"scheduledFor": later.isoformat().replace("+00:00", "Z")},
+        }
+        status, created = await api.call("POST", "/jobs", body)
+        assert (status, created["job"]["status"]) == (202, "scheduled")
+
+        # When its time comes, the ticker fires its EventBridge Scheduler schedule
+        job_id = created["job"]["jobId"]
+        final = await api.wait_until(job_id, lambda s: s["status"] == "completed")
+
+        # Then the launcher started it and it ran to the end
+        assert final["counters"]["succeeded"] == 20
+
+    run(scenario)
