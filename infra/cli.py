@@ -74,7 +74,8 @@ def dev(args: argparse.Namespace) -> int:
         dev_token = _dev_token(stack.secrets, "local", "dev", [s.value for s in Scope], 12 * 3600)
         kept = (
             f"{stack.restored.items} items restored from {stack.restored.path}, "
-            f"{stack.relaunched} unfinished jobs relaunched"
+            f"{stack.recovered.jobs_relaunched} unfinished jobs relaunched, "
+            f"{stack.recovered.schedules_restored} schedules restored"
             if stack.restored
             else "empty tables"
         )

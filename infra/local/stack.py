@@ -36,7 +36,7 @@ from aiohttp import web
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
-from infra.local import moto_patches, snapshot
+from infra.local import moto_patches, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
@@ -53,9 +53,8 @@ from infra.local.services import (
 from infra.local.ticker import Ticker
 from shared import constants as c
 from shared.domain.clock import SystemClock
-from shared.domain.models import JobStatus
-from shared.services.jobs import JobRef
 from shared.tables import TABLES
+from shared.wiring import load_settings, scheduler_gateway
 
 DEV_FILE: Final = "dev.json"
 TABLE_PREFIX: Final = "tether"
@@ -124,7 +123,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.restored: snapshot.SnapshotReport | None = None
         self.saved: snapshot.SnapshotReport | None = None
-        self.relaunched = 0
+        self.recovered = recovery.Recovered()  # after a restart: what was rebuilt
         self._saved_environ: dict[str, str] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -193,7 +192,7 @@ class LocalStack:
         self._configure_handlers(urls)
         self._start_services()
         if self.restored is not None:
-            self.relaunched = self._relaunch_unfinished_jobs()
+            self.recovered = self._recover()
         self.urls = urls
         self._write_dev_file(urls)
         logger.info(
@@ -306,38 +305,23 @@ class LocalStack:
             period_seconds=self.options.tick_seconds,
         )
 
-    def _relaunch_unfinished_jobs(self) -> int:
-        """Executions live in moto's memory and died with the last run; the jobs did not.
-
-        Each unfinished job gets a new execution, which carries on from the job's committed
-        cursor (a batch is committed only if the cursor has not moved, so none counts twice);
-        a paused one parks again, waiting for resume.
-        """
+    def _recover(self) -> recovery.Recovered:
         from functions import runner
 
-        unfinished = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED]
-        pages = (
-            self.aws.dynamodb()
-            .get_paginator("scan")
-            .paginate(
-                TableName=self.tables["jobs"],
-                FilterExpression="#status IN (" + ", ".join(f":s{i}" for i in range(3)) + ")",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    f":s{i}": {"S": s.value} for i, s in enumerate(unfinished)
-                },
-                ProjectionExpression="tenantId, jobId",
-            )
+        recovered = recovery.recover(
+            self.aws.dynamodb(),
+            self.tables,
+            runner=runner.context().runner,
+            scheduler=scheduler_gateway(load_settings()),
         )
-        count = 0
-        for page in pages:
-            for item in page.get("Items", []):
-                ref = JobRef(item["tenantId"]["S"], item["jobId"]["S"])
-                runner.context().runner.launch(ref)
-                count += 1
-        if count:
-            logger.info("unfinished jobs relaunched", extra={"jobs": count})
-        return count
+        logger.info(
+            "executions and schedules rebuilt",
+            extra={
+                "jobsRelaunched": recovered.jobs_relaunched,
+                "schedulesRestored": recovered.schedules_restored,
+            },
+        )
+        return recovered
 
     def _write_dev_file(self, urls: StackUrls) -> None:
         partial = self.dev_file.with_suffix(".partial")

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def test_a_restart_keeps_the_tables_and_finishes_the_job_that_was_running(
     # Then the finished job is still there, and the running one carried on to the end,
     # every item counted once and its log still gap-free
     assert second.restored is not None
-    assert second.relaunched == 1
+    assert second.recovered.jobs_relaunched == 1
     assert kept["status"] == "completed"
     assert (finished["counters"]["succeeded"], finished["counters"]["processed"]) == (300, 300)
     assert seqs == list(range(1, finished["seq"] + 1))
@@ -158,3 +159,49 @@ def test_a_running_stack_saves_its_tables_now_and_then(tmp_path: Path) -> None:
         saved_while_running = (tmp_path / "tables.json").exists()
 
     assert saved_while_running
+
+
+def test_a_restart_brings_back_the_schedules_moto_forgot(tmp_path: Path) -> None:
+    # Given a job scheduled for a few seconds from now and an hourly schedule
+    first = _stack(tmp_path)
+    urls = first.start()
+    try:
+        later = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+
+        async def before() -> tuple[str, str]:
+            async with aiohttp.ClientSession() as session:
+                api = Api(session, urls, mint(first))
+                job = {"type": "demo", "params": {"items": 20}}
+                when = {"scheduledFor": later.isoformat().replace("+00:00", "Z")}
+                _, created = await api.call("POST", "/jobs", {**job, "schedule": when})
+                hourly = {"name": "hourly", "expression": "rate(1 hour)", "job": job}
+                status, schedule = await api.call("POST", "/schedules", hourly)
+                assert status == 201, schedule
+                return created["job"]["jobId"], schedule["scheduleId"]
+
+        job_id, schedule_id = asyncio.run(before())
+    finally:
+        first.stop()  # before the job's time: its at(...) schedule never fired here
+
+    # When the stack starts again (moto's Scheduler is empty then)
+    second = _stack(tmp_path)
+    urls = second.start()
+    try:
+
+        async def after() -> dict[str, Any]:
+            async with aiohttp.ClientSession() as session:
+                api = Api(session, urls, mint(second))
+                return await api.wait_until(job_id, lambda s: s["status"] == "completed")
+
+        finished = asyncio.run(after())
+        names = [
+            s["Name"]
+            for s in second.aws.client("scheduler").list_schedules(GroupName="tether")["Schedules"]
+        ]
+    finally:
+        second.stop()
+
+    # Then both schedules were put back, and the scheduled job ran when its time came
+    assert second.recovered.schedules_restored == 2
+    assert any(schedule_id in name for name in names)
+    assert finished["counters"]["succeeded"] == 20
