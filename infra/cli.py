@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from infra.client.commands import add_client_commands
 from infra.local.secrets import DEFAULT_STATE_DIR, LocalSecrets, local_secrets
 from shared.domain.auth import Scope
 from shared.domain.clock import SystemClock
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_parser.add_argument("events", nargs="+", help="event files, e.g. events/*.json")
     replay_parser.set_defaults(run=replay_events)
+    add_client_commands(commands)
     return parser
 
 
