@@ -101,8 +101,9 @@ class JobTracker:
         """Take a state sync (resync); a read older than what was shown changes nothing."""
         if state.epoch == self.epoch and state.seq < self.last_seq:
             return []
-        if state.epoch != self.epoch:
-            self._held.clear()
+        for seq, message in list(self._held.items()):
+            if message.epoch not in (None, state.epoch):
+                del self._held[seq]
         self.epoch = state.epoch
         self.last_seq = state.seq
         self._replay_head = state.seq
