@@ -419,7 +419,8 @@ class _SocketWatch:
         if now >= self.next_ping:
             await self._send(Ping(action="ping"))
             self.next_ping = now + self.policy.ping_interval
-            self.pong_due = now + self.policy.pong_timeout
+            if self.pong_due is None:  # the oldest unanswered ping sets the deadline
+                self.pong_due = now + self.policy.pong_timeout
         await self._flush_acks()
         if now >= self.heard_at + self.policy.idle_sync_interval and not self.tracker.finished:
             self.heard_at = now
