@@ -145,6 +145,7 @@ def add_client_commands(commands: Any) -> None:
     watch.add_argument("job_id", metavar="JOB")
     watch.add_argument("--since", type=int, default=0, help="start after this seq (default 0)")
     watch.add_argument("--attempts", type=int, default=5, help="reconnect tries (default 5)")
+    watch.add_argument("--first-wait", type=float, default=1.0, help="first backoff, seconds")
     watch.add_argument("--max-wait", type=float, default=30.0, help="backoff cap, seconds")
     watch.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     _connection_options(watch)
@@ -288,7 +289,8 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def watch_command(args: argparse.Namespace) -> int:
-    args.policy = WatchPolicy(reconnect=Backoff(attempts=args.attempts, cap=args.max_wait))
+    backoff = Backoff(initial=args.first_wait, cap=args.max_wait, attempts=args.attempts)
+    args.policy = WatchPolicy(reconnect=backoff)
 
     async def work(client: TetherClient) -> int:
         if client.token is None and (client.tokens is None or not client.tokens.get(args.job_id)):
