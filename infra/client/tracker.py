@@ -29,6 +29,18 @@ def merge_counters(shown: Counters, incoming: Counters) -> Counters:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message now due to the caller, with the view right after it (not after later ones)."""
+
+    message: Envelope
+    view: JobView
+
+    @property
+    def seq(self) -> int:
+        return self.message.seq or 0
+
+
 class JobTracker:
     """Where the client is in one job's log (`last_seq` in `epoch`) and what it has shown."""
 
@@ -61,7 +73,8 @@ class JobTracker:
         return self._awaiting_reply
 
     def subscribed(self, reply: SubscribedData) -> None:
-        self._awaiting_reply = False
+        # Not recovered: a `resync` follows, and until it is adopted nothing held is a gap.
+        self._awaiting_reply = not reply.recovered
         if reply.recovered:
             self.epoch = reply.epoch
             self._replay_head = max(self._replay_head, reply.seq)
@@ -72,7 +85,7 @@ class JobTracker:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def accept(self, message: Envelope) -> list[Envelope]:
+    def accept(self, message: Envelope) -> list[Delivered]:
         """Take one persisted message; return those now deliverable, in seq order, once each."""
         seq = message.seq
         if seq is None or message.type not in (MessageType.STATUS, MessageType.PROGRESS):
@@ -97,7 +110,7 @@ class JobTracker:
     def held(self) -> list[int]:
         return sorted(self._held)
 
-    def adopt(self, state: JobState) -> list[Envelope]:
+    def adopt(self, state: JobState) -> list[Delivered]:
         """Take a state sync (resync); a read older than what was shown changes nothing."""
         if state.epoch == self.epoch and state.seq < self.last_seq:
             return []
@@ -116,12 +129,12 @@ class JobTracker:
             del self._held[seq]
         return self._flush()
 
-    def _flush(self) -> list[Envelope]:
-        ready: list[Envelope] = []
+    def _flush(self) -> list[Delivered]:
+        ready: list[Delivered] = []
         while (message := self._held.pop(self.last_seq + 1, None)) is not None:
             self._apply(message)
             self.last_seq += 1
-            ready.append(message)
+            ready.append(Delivered(message, self.view()))
         return ready
 
     def _apply(self, message: Envelope) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.client.policy import Backoff
-from infra.client.tracker import AckWindow, JobTracker, merge_counters
+from infra.client.tracker import AckWindow, Delivered, JobTracker, merge_counters
 from shared.domain.envelope import Envelope, MessageType, ProgressData, SubscribedData
 from shared.domain.models import Counters, JobState, JobStatus
 
@@ -41,8 +41,8 @@ def subscribed_tracker(head: int, *, since: int = 0) -> JobTracker:
     return tracker
 
 
-def seqs(messages: list[Envelope]) -> list[int | None]:
-    return [message.seq for message in messages]
+def seqs(delivered: list[Delivered]) -> list[int]:
+    return [item.seq for item in delivered]
 
 
 def test_default_backoff_is_1_2_4_8_16_seconds() -> None:
@@ -79,7 +79,7 @@ def test_subscribe_asks_from_the_last_seq_in_its_epoch() -> None:
 def test_duplicates_are_dropped_and_counted() -> None:
     tracker = subscribed_tracker(head=3)
 
-    delivered = [
+    delivered: list[Delivered] = [
         *tracker.accept(progress(1, 1)),
         *tracker.accept(progress(2, 2)),
         *tracker.accept(progress(1, 1)),
@@ -182,10 +182,13 @@ def test_a_state_sync_moves_the_position_and_releases_held_messages() -> None:
     tracker.accept(progress(11, 8))
     tracker.accept(status(12, JobStatus.COMPLETED))
 
+    waiting_for_the_resync = tracker.needs_resubscribe
+
     # When the state (seq 10) is adopted
     released = tracker.adopt(_state(seq=10, processed=7))
 
     # Then 11 and 12 follow it in order, and the job is finished
+    assert not waiting_for_the_resync
     assert seqs(released) == [11, 12]
     assert tracker.finished
     assert tracker.counters.processed == 8
@@ -210,3 +213,18 @@ def test_acks_are_coalesced_by_count_and_by_time() -> None:
         "jobId": "j1",
         "seq": 4,
     }
+
+
+def test_each_delivered_message_carries_the_view_right_after_it() -> None:
+    tracker = subscribed_tracker(head=3)
+    tracker.accept(progress(3, 9))
+    tracker.accept(progress(2, 5))
+
+    delivered = tracker.accept(status(1, JobStatus.RUNNING))
+
+    assert [(d.seq, d.view.seq, d.view.counters.processed) for d in delivered] == [
+        (1, 1, 0),
+        (2, 2, 5),
+        (3, 3, 9),
+    ]
+    assert delivered[0].view.status is JobStatus.RUNNING
