@@ -13,6 +13,7 @@ tests never wait for a backoff.
 from __future__ import annotations
 
 import asyncio
+import socket as socket_module
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -123,10 +124,16 @@ class TetherClient:
         self._cancelled = True
         self._wake.set()
 
-    async def drop_connection(self) -> None:
-        """Close the current socket as a network drop would (tests and demos)."""
-        if self._socket is not None:
-            await self._socket.close()
+    def drop_connection(self) -> bool:
+        """Cut the current socket as a lost network does (no close frame); False if none.
+
+        For demos and tests of recovery: the watch notices, reconnects and resumes with since.
+        """
+        raw = self._socket.get_extra_info("socket") if self._socket is not None else None
+        if raw is None:
+            return False
+        raw.shutdown(socket_module.SHUT_RDWR)
+        return True
 
     # -- watching ---------------------------------------------------------------------------
 

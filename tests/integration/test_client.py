@@ -494,3 +494,41 @@ def test_create_job_keeps_the_resume_token(server: FakeTether, tmp_path: Any) ->
 
     assert tokens.get(job_id) == "resume-token-1"
     assert server.requests[0]["body"]["params"] == {"items": 3}
+
+
+def test_drop_connection_cuts_the_socket_and_the_watch_resumes(server: FakeTether) -> None:
+    # Given a connection that would stay open after seq 2
+    async def stays(socket: FakeSocket) -> None:
+        await socket.expect("subscribe")
+        await socket.send(subscribed(head=2, replayed=2), batch(status(1, RUNNING), progress(2, 5)))
+        await socket.until_closed()
+
+    async def resumes(socket: FakeSocket) -> None:
+        await socket.expect("subscribe")
+        await socket.send(subscribed(head=2, replayed=0), status(3, COMPLETED))
+        await socket.until_closed()
+
+    server.scripts = [stays, resumes]
+    sleep = RecordingSleep()
+
+    async def run() -> tuple[list[WatchUpdate], bool]:
+        updates: list[WatchUpdate] = []
+        cut = False
+        async with TetherClient(
+            http_url=server.http_url, ws_url=server.ws_url, token="t", sleep=sleep
+        ) as client:
+            async for update in client.watch(JOB):
+                updates.append(update)
+                if isinstance(update, Progress) and update.seq == 2:
+                    cut = client.drop_connection()
+        return updates, cut
+
+    # When the client cuts its own socket after seq 2
+    updates, cut = asyncio.run(asyncio.wait_for(run(), timeout=20))
+    server.settle()
+
+    # Then it reconnects after 1 s and resumes from 2
+    assert cut
+    assert sleep.waits == [1.0]
+    assert [(i, a["since"]) for i, a in server.subscribes()] == [(0, 0), (1, 2)]
+    assert shown_seqs(updates) == [1, 2, 3]
