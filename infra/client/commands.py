@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace, work: Callable[[TetherClient], Awaitable[int]
     state_dir = Path(args.state_dir)
     try:
         urls = endpoints(state_dir, http_url=args.http_url, ws_url=args.ws_url)
-        token = args.token if args.command == "watch" else user_token(state_dir, token=args.token)
+        token = _caller_token(args, state_dir)
     except ConfigError as missing:
         print(f"error: {missing}", file=sys.stderr)
         return EXIT_ERROR
@@ -187,6 +187,17 @@ def _run(args: argparse.Namespace, work: Callable[[TetherClient], Awaitable[int]
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _caller_token(args: argparse.Namespace, state_dir: Path) -> str | None:
+    """The caller's token; `watch` can do without when the job's resume token is stored."""
+    try:
+        return user_token(state_dir, token=args.token)
+    except ConfigError:
+        stored = token_store(state_dir).get(args.job_id) if args.command == "watch" else None
+        if stored is None:
+            raise
+        return None
 
 
 def _print_json(value: Any) -> None:
@@ -293,15 +304,9 @@ def watch_command(args: argparse.Namespace) -> int:
     args.policy = WatchPolicy(reconnect=backoff)
 
     async def work(client: TetherClient) -> int:
-        if client.token is None and (client.tokens is None or not client.tokens.get(args.job_id)):
-            client.token = user_token(Path(args.state_dir))
         return await _follow(client, args.job_id, since=args.since, plain=args.plain)
 
-    try:
-        return _run(args, work)
-    except ConfigError as missing:
-        print(f"error: {missing}", file=sys.stderr)
-        return EXIT_ERROR
+    return _run(args, work)
 
 
 async def _follow(client: TetherClient, job_id: str, *, since: int, plain: bool) -> int:

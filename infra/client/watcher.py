@@ -141,7 +141,8 @@ class TetherClient:
         self, job_id: str, *, since: int = 0, epoch: str | None = None
     ) -> AsyncIterator[WatchUpdate]:
         """Updates about one job until it ends (`Finished`), is gone, or the watch gives up."""
-        token = self._token_for(job_id)
+        tokens = self._tokens_for(job_id)
+        token = tokens.pop(0)
         tracker = JobTracker(job_id, since=since, epoch=epoch)
         acks = AckWindow(self.policy.ack_every, self.policy.ack_interval)
         self._cancelled = False
@@ -160,6 +161,9 @@ class TetherClient:
                         if update.final:
                             return
             except ConnectRefused as refused:
+                if tokens:  # e.g. the job's resume token expired: the caller's own may do
+                    token = tokens.pop(0)
+                    continue
                 yield GaveUp(tracker.view(), reason=str(refused))
                 return
             except (ConnectionLost, aiohttp.ClientError, OSError, TimeoutError) as lost:
@@ -184,12 +188,13 @@ class TetherClient:
                 yield await self._last_word(tracker, token, "reconnection cancelled")
                 return
 
-    def _token_for(self, job_id: str) -> str:
+    def _tokens_for(self, job_id: str) -> list[str]:
+        """The job's stored resume token first, then the client's own token."""
         stored = self.tokens.get(job_id) if self.tokens is not None else None
-        token = stored or self.token
-        if not token:
+        found = [token for token in (stored, self.token) if token]
+        if not found:
             raise ValueError(f"no token for job {job_id}: none stored and none given")
-        return token
+        return list(dict.fromkeys(found))
 
     @asynccontextmanager
     async def _open(self, token: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:

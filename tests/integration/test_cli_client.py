@@ -352,3 +352,33 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exit_.value.code == 2
     assert "invalid int value" in capsys.readouterr().err
+
+
+def test_watch_needs_no_user_token_when_the_resume_token_is_stored(
+    server: FakeTether, tmp_path: Path
+) -> None:
+    async def finished_job(socket: FakeSocket) -> None:
+        await socket.expect("subscribe")
+        await socket.send(subscribed(head=1, replayed=1), batch(status(1, JobStatus.COMPLETED)))
+        await socket.until_closed()
+
+    (tmp_path / "tokens.json").write_text(json.dumps({JOB: "resume-token-1"}))
+    server.scripts = [finished_job]
+    endpoints = ["--http-url", server.http_url, "--ws-url", server.ws_url]
+
+    code = main(["watch", JOB, "--state-dir", str(tmp_path), *endpoints])
+
+    assert code == 0
+    assert server.connections[0]["protocols"] == "tether.v2,bearer.resume-token-1"
+
+
+def test_watch_without_any_token_says_what_to_do(
+    server: FakeTether, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoints = ["--http-url", server.http_url, "--ws-url", server.ws_url]
+
+    code = main(["watch", JOB, "--state-dir", str(tmp_path), *endpoints])
+
+    assert code == 1
+    assert "no token: pass --token or set TETHER_TOKEN" in capsys.readouterr().err
+    assert server.connections == []

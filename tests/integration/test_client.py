@@ -532,3 +532,41 @@ def test_drop_connection_cuts_the_socket_and_the_watch_resumes(server: FakeTethe
     assert sleep.waits == [1.0]
     assert [(i, a["since"]) for i, a in server.subscribes()] == [(0, 0), (1, 2)]
     assert shown_seqs(updates) == [1, 2, 3]
+
+
+def test_a_refused_resume_token_falls_back_to_the_clients_own(
+    server: FakeTether, tmp_path: Any
+) -> None:
+    from infra.client.tokens import FileTokenStore
+
+    # Given a stored resume token the server refuses (expired), then a working connection
+    async def finished_job(socket: FakeSocket) -> None:
+        await socket.expect("subscribe")
+        await socket.send(subscribed(head=1, replayed=1), batch(status(1, COMPLETED)))
+        await socket.until_closed()
+
+    server.scripts = [401, finished_job]
+    tokens = FileTokenStore(tmp_path)
+    tokens.put(JOB, "expired-resume-token")
+    sleep = RecordingSleep()
+
+    async def run() -> list[WatchUpdate]:
+        async with TetherClient(
+            http_url=server.http_url,
+            ws_url=server.ws_url,
+            token="user-token",
+            tokens=tokens,
+            sleep=sleep,
+        ) as client:
+            return [update async for update in client.watch(JOB)]
+
+    updates = asyncio.run(asyncio.wait_for(run(), timeout=20))
+    server.settle()
+
+    # Then the second try used the client's own token, at once, and the watch completed
+    assert [c["protocols"] for c in server.connections] == [
+        "tether.v2,bearer.expired-resume-token",
+        "tether.v2,bearer.user-token",
+    ]
+    assert sleep.waits == []
+    assert isinstance(updates[-1], Finished)
