@@ -33,6 +33,8 @@ from shared.domain.actions import Ping
 from shared.domain.envelope import Envelope, ErrorData, MessageType, SubscribedData
 from shared.domain.models import JobState, TetherModel
 
+MIN_WAIT: Final = 0.001
+
 # An error on a subscribe that means the server no longer knows this socket: reconnect.
 NOT_CONNECTED: Final = "not_connected"
 
@@ -80,7 +82,8 @@ class SocketWatch:
         while True:
             deadline = self._next_deadline()
             try:
-                message = await socket.receive(timeout=max(0.0, deadline - self.now()))
+                # Never 0: aiohttp reads a timeout of 0 as "no timeout" and would block.
+                message = await socket.receive(timeout=max(MIN_WAIT, deadline - self.now()))
             except TimeoutError:
                 async for update in self._on_timers():
                     yield update

@@ -8,6 +8,7 @@ it would have waited between reconnects (sleep is injected, nothing really waits
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -570,3 +571,39 @@ def test_a_refused_resume_token_falls_back_to_the_clients_own(
     ]
     assert sleep.waits == []
     assert isinstance(updates[-1], Finished)
+
+
+def test_timers_fire_even_when_their_deadline_has_already_passed(server: FakeTether) -> None:
+    # Given a clock that jumps 50 s at every reading, so each deadline is past when computed
+    # (a receive timeout of 0 would mean "wait forever" to aiohttp), and a silent server
+    async def silent(socket: FakeSocket) -> None:
+        await socket.expect("subscribe")
+        await socket.send(subscribed(head=1, replayed=1), batch(status(1, RUNNING)))
+        await socket.until_closed()
+
+    async def back(socket: FakeSocket) -> None:
+        await socket.expect("subscribe")
+        await socket.send(subscribed(head=1, replayed=0), status(2, COMPLETED))
+        await socket.until_closed()
+
+    server.scripts = [silent, back]
+    server.state = job_state(seq=1, processed=0)
+    readings = itertools.count(step=50.0)
+
+    async def run() -> list[WatchUpdate]:
+        async with TetherClient(
+            http_url=server.http_url,
+            ws_url=server.ws_url,
+            token="t",
+            sleep=RecordingSleep(),
+            monotonic=lambda: next(readings),
+        ) as client:
+            return [update async for update in client.watch(JOB)]
+
+    # When the client watches
+    updates = asyncio.run(asyncio.wait_for(run(), timeout=20))
+    server.settle()
+
+    # Then its timers ran (a missing pong or the age limit replaced the connection)
+    assert len(server.connections) == 2
+    assert shown_seqs(updates) == [1, 2]
