@@ -86,6 +86,10 @@ class TetherApi:
     async def control(self, job_id: str, action: ControlAction) -> JobState:
         return JobState.model_validate(await self._call("POST", f"/jobs/{job_id}/{action}"))
 
+    async def delete_job(self, job_id: str) -> None:
+        """DELETE /jobs/{id}: a finished job and its messages (409 while it runs)."""
+        await self._call("DELETE", f"/jobs/{job_id}")
+
     async def sync_state(self, job_id: str, *, token: str | None = None) -> JobState:
         """GET /jobs/{id}, tried `state_sync.attempts` times: 5xx and network errors retry."""
         waits = list(self._state_sync.delays())[:-1]  # n tries have n - 1 waits between them

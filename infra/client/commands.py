@@ -137,6 +137,11 @@ def add_client_commands(commands: Any) -> None:
         _connection_options(control)
         control.set_defaults(run=_control, action=action)
 
+    delete = actions.add_parser("delete", help="delete a finished job and its messages")
+    delete.add_argument("job_id", metavar="JOB")
+    _connection_options(delete)
+    delete.set_defaults(run=_delete)
+
     watch = commands.add_parser(
         "watch",
         help="follow a job live over the WebSocket until it ends",
@@ -186,6 +191,8 @@ def _run(args: argparse.Namespace, work: Callable[[TetherClient], Awaitable[int]
         print(f"error: invalid request: {invalid}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        if sys.stdout.isatty():
+            print()  # leave the progress line behind, not under the prompt
         return EXIT_INTERRUPTED
 
 
@@ -294,6 +301,17 @@ def _control(args: argparse.Namespace) -> int:
             _print_json(state.model_dump(mode="json"))
         else:
             print(job_summary(state))
+        return EXIT_OK
+
+    return _run(args, work)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    async def work(client: TetherClient) -> int:
+        await client.api.delete_job(args.job_id)
+        if client.tokens is not None:
+            client.tokens.delete(args.job_id)
+        print(f"deleted {args.job_id}")
         return EXIT_OK
 
     return _run(args, work)

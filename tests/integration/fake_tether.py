@@ -281,6 +281,8 @@ class FakeTether:
             return _json(202, created.model_dump(mode="json"))
         if request.method == "GET" and request.path == "/jobs":
             return _json(200, JobList(jobs=self.jobs, next_cursor=None).model_dump(mode="json"))
+        if request.method == "DELETE" and len(parts) == 2:
+            return web.Response(status=204)
         if request.method == "POST" and len(parts) == 3 and self.state is not None:
             return _json(200, self.state.model_dump(mode="json"))
         return _json(*problem_reply(404, "not_found", f"no route {request.path}"))

@@ -382,3 +382,16 @@ def test_watch_without_any_token_says_what_to_do(
     assert code == 1
     assert "no token: pass --token or set TETHER_TOKEN" in capsys.readouterr().err
     assert server.connections == []
+
+
+def test_delete_removes_the_job_and_its_stored_token(
+    server: FakeTether, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "tokens.json").write_text(json.dumps({JOB: "resume-token-1", "j2": "other"}))
+
+    code = main(["jobs", "delete", JOB, *urls(server, tmp_path)])
+
+    assert code == 0
+    assert (server.requests[0]["method"], server.requests[0]["path"]) == ("DELETE", f"/jobs/{JOB}")
+    assert json.loads((tmp_path / "tokens.json").read_text()) == {"j2": "other"}
+    assert capsys.readouterr().out.strip() == f"deleted {JOB}"
