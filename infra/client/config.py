@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infra.local.secrets import SECRETS_FILE, local_secrets
+from infra.local.secrets import DEV_FILE, SECRETS_FILE, local_secrets
 from shared.domain.auth import Scope
 from shared.domain.clock import SystemClock
 from shared.services.auth import mint_dev_token
@@ -25,7 +25,6 @@ from shared.services.auth import mint_dev_token
 ENV_HTTP_URL: Final = "TETHER_HTTP_URL"
 ENV_WS_URL: Final = "TETHER_WS_URL"
 ENV_TOKEN: Final = "TETHER_TOKEN"  # noqa: S105 - the variable's name, not a token
-DEV_FILE: Final = "dev.json"
 LOCAL_TENANT: Final = "local"
 LOCAL_USER: Final = "dev"
 MINTED_TOKEN_TTL: Final = timedelta(hours=1)

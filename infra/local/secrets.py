@@ -17,6 +17,8 @@ from shared.auth_settings import AuthSettings
 
 DEFAULT_STATE_DIR = Path(".tether")
 SECRETS_FILE = "secrets.json"
+# The running local stack's URLs: `tether dev` writes it, `tether jobs`/`tether watch` read it.
+DEV_FILE = "dev.json"
 
 
 @dataclass(frozen=True)

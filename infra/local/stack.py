@@ -42,7 +42,7 @@ from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
 from infra.local.push_sink import create_platform_applications, platform_environment
-from infra.local.secrets import LocalSecrets, local_secrets
+from infra.local.secrets import DEV_FILE, LocalSecrets, local_secrets
 from infra.local.services import (
     BackgroundService,
     PollerService,
@@ -56,7 +56,6 @@ from shared.domain.clock import SystemClock
 from shared.tables import TABLES
 from shared.wiring import load_settings, scheduler_gateway
 
-DEV_FILE: Final = "dev.json"
 TABLE_PREFIX: Final = "tether"
 EXPIRY_CHECK_SECONDS: Final = 5.0
 _ENDED: Final = ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")

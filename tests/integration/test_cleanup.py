@@ -16,9 +16,7 @@ from shared.domain.errors import JobNotFound
 from shared.domain.models import JobRequest, JobStatus
 from shared.schedule_wiring import CLEANUP_LEASE_NAME
 from shared.services.jobs import JobRef
-from tests.integration.scheduling import World, world
-
-__all__ = ["world"]
+from tests.integration.scheduling import World
 
 
 def _job(world: World, priority: str = "normal") -> str:

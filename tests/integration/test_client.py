@@ -606,4 +606,10 @@ def test_timers_fire_even_when_their_deadline_has_already_passed(server: FakeTet
 
     # Then its timers ran (a missing pong or the age limit replaced the connection)
     assert len(server.connections) == 2
-    assert shown_seqs(updates) == [1, 2]
+    # And it ends completed, each seq shown at most once. On a busy machine the first reply can
+    # arrive after its (already past) subscribe deadline: the client then takes seq 1 from the
+    # HTTP state sync instead of the frame, so message 1 may not be shown on its own.
+    assert shown_seqs(updates) in ([1, 2], [2])
+    final = updates[-1]
+    assert isinstance(final, Finished)
+    assert final.view.status is COMPLETED

@@ -8,9 +8,7 @@ from typing import Any
 from shared.domain.models import JobStatus
 from shared.domain.schedules import run_job_id
 from shared.services.jobs import JobRef
-from tests.integration.scheduling import World, world
-
-__all__ = ["world"]
+from tests.integration.scheduling import World
 
 
 def _s3_event(key: str, sequencer: str = "0062E99A88DC407460") -> dict[str, Any]:

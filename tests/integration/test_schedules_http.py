@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.integration.scheduling import World, world
-
-__all__ = ["world"]
+from tests.integration.scheduling import World
 
 NIGHTLY = {
     "name": "nightly import",

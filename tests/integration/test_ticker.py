@@ -11,9 +11,7 @@ from functions import launcher as launcher_handler
 from infra.local.ticker import Ticker
 from shared.domain.models import JobStatus
 from shared.services.jobs import JobRef
-from tests.integration.scheduling import GROUP, World, world
-
-__all__ = ["world"]
+from tests.integration.scheduling import GROUP, World
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday; the world's clock starts here
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from functions import runner as runner_handlers
-from infra.local import moto_patches
 from infra.local import stepfunctions as local_sfn
 from infra.local.push_sink import PushSink, create_platform_applications, platform_environment
 from shared import constants as c
@@ -40,7 +38,6 @@ from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 from shared.settings import TetherSettings
 from shared.tables import TABLES
-from shared.wiring import AWS_CONFIG
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -54,15 +51,6 @@ TOKENS = {
     Platform.ANDROID: "fcm:APA91b" + "z" * 140,
 }
 Hook = Callable[[dict[str, Any], dict[str, Any]], object]
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[DynamoDBClient]:
-    """The conftest fixture, with moto's Step Functions interpreter switched on."""
-    moto_patches.install()
-    local_sfn.install(wait_scale=0.0)
-    with mock_aws(config=local_sfn.MOTO_CONFIG):
-        yield boto3.client("dynamodb", region_name="us-east-1", config=AWS_CONFIG)
 
 
 @dataclass

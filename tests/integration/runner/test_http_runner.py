@@ -19,12 +19,10 @@ from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import http_api_context
-from tests.integration.test_runner import Stack, batches_per_execution, dynamodb, stack
+from tests.integration.runner.harness import Stack
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-__all__ = ["batches_per_execution", "dynamodb", "stack"]  # the JobRunner fixtures (moto SFN on)
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 

@@ -18,13 +18,11 @@ from shared.runner_wiring import RunnerContext
 from shared.services.admission import Admission
 from shared.services.jobs import JobRef, JobService
 from shared.services.runner import JobRunner
-from tests.integration.scheduling import World, world
-from tests.integration.test_runner import Stack, dynamodb
+from tests.integration.runner.harness import Stack
+from tests.integration.scheduling import World
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-__all__ = ["dynamodb", "world"]  # dynamodb: with moto's Step Functions interpreter on
 
 
 def _create(world: World, priority: str, tenant: str = "acme") -> str:

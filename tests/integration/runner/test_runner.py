@@ -4,157 +4,18 @@ Lambda task running the real handler in process (infra/local/stepfunctions.py)."
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from functions import runner as runner_handlers
-from infra.local import moto_patches
 from infra.local import stepfunctions as local_sfn
 from shared import constants as c
-from shared.adapters.dynamo_jobs import DynamoJobStore
-from shared.adapters.stepfunctions import StepFunctionsExecutions
-from shared.domain.clock import ManualClock
 from shared.domain.envelope import MessageType
-from shared.domain.models import JobRecord, JobRequest, JobStatus, RetryPolicy
+from shared.domain.models import JobStatus, RetryPolicy
 from shared.runner.state import execution_name
-from shared.runner_wiring import RunnerContext
-from shared.services.jobs import JobRef, JobService
-from shared.services.runner import JobRunner
-from shared.wiring import AWS_CONFIG
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-TENANT = "acme"
-BATCH_SIZE = 100
-PUSH_GRACE = 7  # seconds PushGrace asks for (recorded, not slept: wait_scale 0)
-ENDED = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
-CONTEXT = local_sfn.LocalLambdaContext("direct", "arn:aws:lambda:us-east-1:123456789012:function:x")
-Hook = Callable[[dict[str, Any], dict[str, Any]], object]
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[DynamoDBClient]:
-    """The conftest fixture, with moto's Step Functions interpreter switched on."""
-    moto_patches.install()
-    local_sfn.install(wait_scale=0.0)
-    with mock_aws(config=local_sfn.MOTO_CONFIG):
-        yield boto3.client("dynamodb", region_name="us-east-1", config=AWS_CONFIG)
-
-
-@dataclass
-class Stack:
-    service: JobService
-    runner: JobRunner
-    sfn: Any
-    clock: ManualClock
-    after_batch: list[Hook] = field(default_factory=list)
-    batch_calls: list[int] = field(default_factory=list)
-    state_machine_arn: str = ""
-
-    def launch(
-        self, params: dict[str, Any], *, kind: str = "demo", **request: Any
-    ) -> tuple[JobRef, str]:
-        job = self.service.create_job(
-            JobRequest(type=kind, params=params, **request), tenant_id=TENANT, owner_id="u1"
-        )
-        ref = JobRef(TENANT, job.job_id)
-        return ref, self.runner.start_execution(ref, execution_name(job.job_id))
-
-    def wait(self, arn: str, *, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            execution: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
-            if execution["status"] in ENDED:
-                return execution
-            time.sleep(0.01)
-        raise AssertionError(f"execution {arn} still running after {timeout} s")
-
-    def wait_for_job(self, ref: JobRef, status: JobStatus, *, timeout: float = 10.0) -> JobRecord:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.service.get(ref)
-            if job.status is status:
-                return job
-            time.sleep(0.01)
-        raise AssertionError(f"job {ref.job_id} never became {status.value}")
-
-    def history(self, arn: str) -> list[dict[str, Any]]:
-        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
-        return [event for page in pages for event in page["events"]]
-
-    def states_entered(self, arn: str) -> list[str]:
-        return [
-            event["stateEnteredEventDetails"]["name"]
-            for event in self.history(arn)
-            if event["type"].endswith("StateEntered")
-        ]
-
-    def log_seqs(self, ref: JobRef) -> list[int | None]:
-        return [m.seq for m in self.service.messages_after(ref, 0, limit=100).messages]
-
-
-@pytest.fixture
-def batches_per_execution() -> int:
-    """The deployed default; a test parametrizes it low to exercise continue-as-new."""
-    return c.DEFAULT_BATCHES_PER_EXECUTION
-
-
-@pytest.fixture
-def stack(
-    batches_per_execution: int,
-    dynamodb: DynamoDBClient,
-    service: JobService,
-    store: DynamoJobStore,
-    clock: ManualClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Stack:
-    sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    holder: dict[str, str] = {}
-
-    class LateExecutions(StepFunctionsExecutions):
-        """The state machine ARN exists only after deployment, which needs the handlers."""
-
-        def __init__(self) -> None:
-            super().__init__(sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:pending")
-
-        def start(self, name: str, run_input: dict[str, Any]) -> str:
-            self._state_machine_arn = holder["arn"]
-            return super().start(name, run_input)
-
-    runner = JobRunner(
-        service,
-        clock=clock,
-        executions=LateExecutions(),
-        batch_size=BATCH_SIZE,
-        batches_per_execution=batches_per_execution,
-    )
-    built = Stack(service=service, runner=runner, sfn=sfn, clock=clock)
-    runner_context = RunnerContext(runner=runner, push_grace_seconds=PUSH_GRACE)
-    monkeypatch.setattr(runner_handlers, "context", lambda: runner_context)
-
-    def process(event: dict[str, Any], context: Any) -> Any:
-        built.batch_calls.append(int(event.get("cursor", 0)))
-        answer = runner_handlers.process(event, context)
-        for hook in list(built.after_batch):
-            hook(event, answer)
-        return answer
-
-    handlers = {**local_sfn.runner_handlers(), "process": process}
-    holder["arn"] = local_sfn.deploy_job_runner(
-        lambda_client=boto3.client("lambda", region_name="us-east-1"),
-        iam_client=boto3.client("iam", region_name="us-east-1"),
-        sfn_client=sfn,
-        handlers=handlers,
-    )
-    built.state_machine_arn = holder["arn"]
-    local_sfn.clear_waits()
-    return built
+from shared.services.jobs import JobRef
+from tests.integration.runner.harness import BATCH_SIZE, CONTEXT, PUSH_GRACE, TENANT, Stack
 
 
 def test_a_thousand_item_job_completes_with_exact_counters_and_a_gap_free_log(

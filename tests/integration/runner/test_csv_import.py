@@ -10,12 +10,7 @@ import pytest
 
 from shared.adapters.s3_objects import default_s3_objects
 from shared.domain.models import JobStatus
-from tests.integration.test_runner import BATCH_SIZE, Stack
-from tests.integration.test_runner import (
-    batches_per_execution as batches_per_execution,
-)  # a fixture
-from tests.integration.test_runner import dynamodb as dynamodb  # a fixture
-from tests.integration.test_runner import stack as stack  # a fixture
+from tests.integration.runner.harness import BATCH_SIZE, Stack
 
 BUCKET = "tether-imports"
 ROWS = 2 * BATCH_SIZE + 50  # three batches, the last one short

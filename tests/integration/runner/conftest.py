@@ -1,0 +1,95 @@
+"""Fixtures for whole JobRunner executions: moto with its Step Functions interpreter on (this
+folder's `dynamodb` overrides the integration one, so `service`, `store`, ... use it too), and
+the deployed JobRunner `stack`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions import runner as runner_handlers
+from infra.local import moto_patches
+from infra.local import stepfunctions as local_sfn
+from shared import constants as c
+from shared.adapters.dynamo_jobs import DynamoJobStore
+from shared.adapters.stepfunctions import StepFunctionsExecutions
+from shared.domain.clock import ManualClock
+from shared.runner_wiring import RunnerContext
+from shared.services.jobs import JobService
+from shared.services.runner import JobRunner
+from shared.wiring import AWS_CONFIG
+from tests.integration.runner.harness import BATCH_SIZE, PUSH_GRACE, Stack
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[DynamoDBClient]:
+    """The conftest fixture, with moto's Step Functions interpreter switched on."""
+    moto_patches.install()
+    local_sfn.install(wait_scale=0.0)
+    with mock_aws(config=local_sfn.MOTO_CONFIG):
+        yield boto3.client("dynamodb", region_name="us-east-1", config=AWS_CONFIG)
+
+
+@pytest.fixture
+def batches_per_execution() -> int:
+    """The deployed default; a test parametrizes it low to exercise continue-as-new."""
+    return c.DEFAULT_BATCHES_PER_EXECUTION
+
+
+@pytest.fixture
+def stack(
+    batches_per_execution: int,
+    dynamodb: DynamoDBClient,
+    service: JobService,
+    store: DynamoJobStore,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Stack:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    holder: dict[str, str] = {}
+
+    class LateExecutions(StepFunctionsExecutions):
+        """The state machine ARN exists only after deployment, which needs the handlers."""
+
+        def __init__(self) -> None:
+            super().__init__(sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:pending")
+
+        def start(self, name: str, run_input: dict[str, Any]) -> str:
+            self._state_machine_arn = holder["arn"]
+            return super().start(name, run_input)
+
+    runner = JobRunner(
+        service,
+        clock=clock,
+        executions=LateExecutions(),
+        batch_size=BATCH_SIZE,
+        batches_per_execution=batches_per_execution,
+    )
+    built = Stack(service=service, runner=runner, sfn=sfn, clock=clock)
+    runner_context = RunnerContext(runner=runner, push_grace_seconds=PUSH_GRACE)
+    monkeypatch.setattr(runner_handlers, "context", lambda: runner_context)
+
+    def process(event: dict[str, Any], context: Any) -> Any:
+        built.batch_calls.append(int(event.get("cursor", 0)))
+        answer = runner_handlers.process(event, context)
+        for hook in list(built.after_batch):
+            hook(event, answer)
+        return answer
+
+    handlers = {**local_sfn.runner_handlers(), "process": process}
+    holder["arn"] = local_sfn.deploy_job_runner(
+        lambda_client=boto3.client("lambda", region_name="us-east-1"),
+        iam_client=boto3.client("iam", region_name="us-east-1"),
+        sfn_client=sfn,
+        handlers=handlers,
+    )
+    built.state_machine_arn = holder["arn"]
+    local_sfn.clear_waits()
+    return built

@@ -1,0 +1,79 @@
+"""The JobRunner test harness: `Stack` (a deployed JobRunner on moto's Step Functions
+interpreter, every Lambda task running the real handler in process) and its constants.
+
+The fixtures that build it live in this folder's conftest.py, so every test module here gets
+them (and moto with the interpreter switched on) without importing fixtures by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.local import stepfunctions as local_sfn
+from shared.domain.clock import ManualClock
+from shared.domain.models import JobRecord, JobRequest, JobStatus
+from shared.runner.state import execution_name
+from shared.services.jobs import JobRef, JobService
+from shared.services.runner import JobRunner
+
+TENANT = "acme"
+BATCH_SIZE = 100
+PUSH_GRACE = 7  # seconds PushGrace asks for (recorded, not slept: wait_scale 0)
+ENDED = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
+CONTEXT = local_sfn.LocalLambdaContext("direct", "arn:aws:lambda:us-east-1:123456789012:function:x")
+Hook = Callable[[dict[str, Any], dict[str, Any]], object]
+
+
+@dataclass
+class Stack:
+    service: JobService
+    runner: JobRunner
+    sfn: Any
+    clock: ManualClock
+    after_batch: list[Hook] = field(default_factory=list)
+    batch_calls: list[int] = field(default_factory=list)
+    state_machine_arn: str = ""
+
+    def launch(
+        self, params: dict[str, Any], *, kind: str = "demo", **request: Any
+    ) -> tuple[JobRef, str]:
+        job = self.service.create_job(
+            JobRequest(type=kind, params=params, **request), tenant_id=TENANT, owner_id="u1"
+        )
+        ref = JobRef(TENANT, job.job_id)
+        return ref, self.runner.start_execution(ref, execution_name(job.job_id))
+
+    def wait(self, arn: str, *, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execution: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
+            if execution["status"] in ENDED:
+                return execution
+            time.sleep(0.01)
+        raise AssertionError(f"execution {arn} still running after {timeout} s")
+
+    def wait_for_job(self, ref: JobRef, status: JobStatus, *, timeout: float = 10.0) -> JobRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.service.get(ref)
+            if job.status is status:
+                return job
+            time.sleep(0.01)
+        raise AssertionError(f"job {ref.job_id} never became {status.value}")
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        return [event for page in pages for event in page["events"]]
+
+    def states_entered(self, arn: str) -> list[str]:
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.history(arn)
+            if event["type"].endswith("StateEntered")
+        ]
+
+    def log_seqs(self, ref: JobRef) -> list[int | None]:
+        return [m.seq for m in self.service.messages_after(ref, 0, limit=100).messages]
