@@ -20,9 +20,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from shared.api.schedule_schemas import ScheduleList, ScheduleRunStarted
 from shared.domain.auth import Principal
 from shared.domain.schedules import ScheduleRequest, ScheduleState, ScheduleView
-from shared.schedule_wiring import SchedulesHttpContext, schedules_http_context
-from shared.services.auth import bearer_token
-from shared.wiring import load_auth_settings, load_settings
+from shared.schedule_wiring import schedules_api
+from shared.services.schedules import SchedulesApi
+from shared.wiring import load_settings
 
 router = APIGatewayHttpRouter()  # type: ignore[no-untyped-call]
 
@@ -30,17 +30,19 @@ ScheduleId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@|-]{1,128}$")]
 
 
 @functools.cache
-def context() -> SchedulesHttpContext:
+def context() -> SchedulesApi:
     """Built at the first schedules request of a cold start, from the environment."""
-    return schedules_http_context(load_settings(), load_auth_settings())
+    return schedules_api(load_settings())
 
 
-def principal() -> Principal:
-    token = bearer_token(router.current_event.headers.get("authorization"))
-    return context().authenticator.authenticate(token)
+def caller() -> Principal:
+    """The HTTP API's verified caller: one authenticator per cold start, for every route."""
+    from functions import http_api  # the handler includes this router: import it late
+
+    return http_api.principal()
 
 
-Caller = Annotated[Principal, Depends(principal)]
+Caller = Annotated[Principal, Depends(caller)]
 
 
 @router.post(
@@ -55,7 +57,7 @@ Caller = Annotated[Principal, Depends(principal)]
     },
 )
 def create_schedule(caller: Caller, request: Annotated[ScheduleRequest, Body()]) -> Response[Any]:
-    created = context().api.create(caller, request)
+    created = context().create(caller, request)
     return Response(
         status_code=HTTPStatus.CREATED,
         content_type="application/json",
@@ -70,23 +72,23 @@ def list_schedules(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> ScheduleList:
-    schedules, next_cursor = context().api.list(caller, limit=limit, cursor=cursor)
+    schedules, next_cursor = context().list(caller, limit=limit, cursor=cursor)
     return ScheduleList(schedules=schedules, next_cursor=next_cursor)
 
 
 @router.get("/schedules/<schedule_id>", summary="A schedule with lastRunAt, nextRunAt, runs")
 def get_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
-    return context().api.get(caller, schedule_id)
+    return context().get(caller, schedule_id)
 
 
 @router.post("/schedules/<schedule_id>/pause", summary="Pause (disables it; idempotent)")
 def pause_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
-    return context().api.set_state(caller, schedule_id, ScheduleState.PAUSED)
+    return context().set_state(caller, schedule_id, ScheduleState.PAUSED)
 
 
 @router.post("/schedules/<schedule_id>/resume", summary="Resume (enables it; idempotent)")
 def resume_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
-    return context().api.set_state(caller, schedule_id, ScheduleState.ENABLED)
+    return context().set_state(caller, schedule_id, ScheduleState.ENABLED)
 
 
 @router.post(
@@ -95,7 +97,7 @@ def resume_schedule(caller: Caller, schedule_id: ScheduleId) -> ScheduleView:
     summary="Run now: start one job from the schedule's request",
 )
 def run_schedule(caller: Caller, schedule_id: ScheduleId) -> Response[Any]:
-    launched = context().api.run_now(caller, schedule_id)
+    launched = context().run_now(caller, schedule_id)
     started = ScheduleRunStarted(job=launched.job, admitted=launched.admitted)
     return Response(
         status_code=HTTPStatus.ACCEPTED,
@@ -109,5 +111,5 @@ def run_schedule(caller: Caller, schedule_id: ScheduleId) -> Response[Any]:
     "/schedules/<schedule_id>", status_code=HTTPStatus.NO_CONTENT, summary="Delete a schedule"
 )
 def delete_schedule(caller: Caller, schedule_id: ScheduleId) -> Response[None]:
-    context().api.delete(caller, schedule_id)
+    context().delete(caller, schedule_id)
     return Response(status_code=HTTPStatus.NO_CONTENT)

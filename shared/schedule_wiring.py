@@ -6,7 +6,6 @@ launcher Lambda (targeted by Scheduler and the S3 import rule) and the hourly cl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -15,9 +14,7 @@ from shared.adapters.dynamo_limits import DynamoLease, DynamoRateLimiter
 from shared.adapters.dynamo_maintenance import DynamoSweeper
 from shared.adapters.dynamo_schedules import DynamoScheduleStore
 from shared.adapters.stepfunctions import StepFunctionsExecutions
-from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, SystemClock
-from shared.services.auth import Authenticator
 from shared.services.cleanup import Cleanup
 from shared.services.launcher import Launcher
 from shared.services.ports import ExecutionStatuses
@@ -113,25 +110,18 @@ def cleanup(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SchedulesHttpContext:
-    """What the schedules routes of the HTTP handler need, built once per cold start."""
-
-    authenticator: Authenticator
-    api: SchedulesApi
-
-
-def schedules_http_context(
+def schedules_api(
     settings: TetherSettings,
-    auth: AuthSettings,
     *,
     client: DynamoDBClient | None = None,
     clock: Clock | None = None,
     runner: JobRunner | None = None,
-) -> SchedulesHttpContext:
+) -> SchedulesApi:
+    """What the schedules routes of the HTTP handler need, built once per cold start (the
+    caller is authenticated by the HTTP API's own authenticator)."""
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
-    api = SchedulesApi(
+    return SchedulesApi(
         store=schedule_store(settings, client),
         scheduler=scheduler_gateway(settings),
         launcher=launcher(settings, client=client, clock=clock, runner=runner),
@@ -140,4 +130,3 @@ def schedules_http_context(
         ),
         clock=clock,
     )
-    return SchedulesHttpContext(authenticator=authenticator_from(auth, clock), api=api)

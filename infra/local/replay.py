@@ -57,12 +57,12 @@ from shared.domain.models import JobRequest, JobSchedule, Platform, ProgressDelt
 from shared.domain.push import DeviceRegistration
 from shared.domain.schedules import ScheduleRequest
 from shared.push_wiring import devices
-from shared.schedule_wiring import schedules_http_context
+from shared.schedule_wiring import schedules_api
 from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
-from shared.wiring import AWS_CONFIG, job_service, load_auth_settings, load_settings
+from shared.wiring import AWS_CONFIG, job_service, load_settings
 
 Handler = Callable[[dict[str, Any], Any], Any]
 TENANT, USER = "local", "dev"
@@ -198,7 +198,7 @@ def _seed(client: Any) -> dict[str, str]:
 
 
 def _seed_schedule(client: Any) -> str:
-    schedules = schedules_http_context(load_settings(), load_auth_settings(), client=client).api
+    schedules = schedules_api(load_settings(), client=client)
     owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
     request = ScheduleRequest.model_validate(
         {"name": "hourly demo", "expression": "rate(1 hour)", "job": {"type": "demo"}}

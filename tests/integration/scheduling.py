@@ -28,7 +28,7 @@ from shared.domain.auth import Scope
 from shared.domain.clock import ManualClock
 from shared.domain.models import JobRecord, JobStatus
 from shared.runner.state import Outcome
-from shared.schedule_wiring import cleanup, launcher, schedules_http_context
+from shared.schedule_wiring import cleanup, launcher, schedules_api
 from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef, JobService
 from shared.services.runner import JobRunner
@@ -171,15 +171,13 @@ def world(
     EventBridgeScheduler(scheduler, group=GROUP, target_arn="x", role_arn="y").ensure_group()
     auth = AuthSettings()
     jobs_context = http_api_context(settings, auth, client=dynamodb, clock=clock, runner=runner)
-    schedules_context = schedules_http_context(
-        settings, auth, client=dynamodb, clock=clock, runner=runner
-    )
+    schedules = schedules_api(settings, client=dynamodb, clock=clock, runner=runner)
     built_launcher = launcher(settings, client=dynamodb, clock=clock, runner=runner)
     built_cleanup = cleanup(
         settings, client=dynamodb, clock=clock, runner=runner, executions=executions
     )
     monkeypatch.setattr(http_api, "context", lambda: jobs_context)
-    monkeypatch.setattr(http_schedules, "context", lambda: schedules_context)
+    monkeypatch.setattr(http_schedules, "context", lambda: schedules)
     monkeypatch.setattr(launcher_handler, "context", lambda: built_launcher)
     monkeypatch.setattr(cleanup_handler, "context", lambda: built_cleanup)
     return World(
