@@ -126,3 +126,34 @@ def websocket_event(
     if body is not None:
         event["body"] = body
     return event
+
+
+def handler_caches() -> list[Any]:
+    """Every handler's cold-start cache (a `functools.cache`d context), in one list.
+
+    The local stack and `tether replay` forget them together when they set a new environment,
+    as a new Lambda container would; a handler added to `functions/` is added here once.
+    """
+    from functions import (  # late: the handlers import what the local stack configures
+        authorizer,
+        cleanup,
+        dispatcher,
+        http_api,
+        http_devices,
+        http_schedules,
+        launcher,
+        runner,
+        ws_handler,
+    )
+
+    return [
+        http_api.context,
+        http_devices.context,
+        http_schedules.context,
+        ws_handler.context,
+        authorizer.authenticator,
+        dispatcher.context,
+        runner.context,
+        launcher.context,
+        cleanup.context,
+    ]

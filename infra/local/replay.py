@@ -38,14 +38,12 @@ from functions import (
     cleanup,
     dispatcher,
     http_api,
-    http_devices,
-    http_schedules,
     launcher,
     runner,
     ws_handler,
 )
 from infra.local import moto_patches
-from infra.local.events import LocalLambdaContext
+from infra.local.events import LocalLambdaContext, handler_caches
 from infra.local.push_sink import PushSink, create_platform_applications, platform_environment
 from shared import constants as c
 from shared.adapters.dynamo_connections import DynamoConnectionStore
@@ -67,17 +65,6 @@ from shared.wiring import AWS_CONFIG, job_service, load_settings
 Handler = Callable[[dict[str, Any], Any], Any]
 TENANT, USER = "local", "dev"
 MANAGEMENT_URL = "https://local.execute-api.us-east-1.amazonaws.com/local"
-_CACHES = (
-    http_api.context,
-    ws_handler.context,
-    authorizer.authenticator,
-    dispatcher.context,
-    http_devices.context,
-    http_schedules.context,
-    launcher.context,
-    cleanup.context,
-    runner.context,
-)
 SAMPLE_DEVICE_TOKEN = "5ample" + "0" * 58  # an APNs-shaped token; moto's SNS accepts any
 
 
@@ -145,7 +132,7 @@ def _environment() -> Iterator[_World]:
                     "POWERTOOLS_METRICS_NAMESPACE": "Tether",
                 }
             )
-            for cache in _CACHES:
+            for cache in handler_caches():
                 cache.cache_clear()
             scheduler = boto3.client("scheduler", config=AWS_CONFIG)
             EventBridgeScheduler(
@@ -153,7 +140,7 @@ def _environment() -> Iterator[_World]:
             ).ensure_group()
             yield _World(_seed(client), DynamoConnectionStore(client, tables["connections"]))
     finally:
-        for cache in _CACHES:
+        for cache in handler_caches():
             cache.cache_clear()
         os.environ.clear()
         os.environ.update(saved)

@@ -39,6 +39,7 @@ from botocore.config import Config
 from infra.local import moto_patches, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from infra.local.events import handler_caches
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
 from infra.local.push_sink import create_platform_applications, platform_environment
@@ -422,29 +423,7 @@ def cold_start(*, warm: bool = True) -> None:
     Built now, while the stack's environment is set, they keep their settings even if a caller
     (a test's fixture) changes the environment later.
     """
-    from functions import (
-        authorizer,
-        cleanup,
-        dispatcher,
-        http_api,
-        http_devices,
-        http_schedules,
-        launcher,
-        runner,
-        ws_handler,
-    )
-
-    caches: list[Any] = [
-        http_api.context,
-        http_devices.context,
-        http_schedules.context,
-        ws_handler.context,
-        authorizer.authenticator,
-        dispatcher.context,
-        runner.context,
-        launcher.context,
-        cleanup.context,
-    ]
+    caches = handler_caches()
     for cache in caches:
         cache.cache_clear()
     if warm:
