@@ -16,13 +16,12 @@ from infra.local import moto_patches
 from infra.local import stepfunctions as local_sfn
 from shared import constants as c
 from shared.adapters.dynamo_jobs import DynamoJobStore
-from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import ManualClock
 from shared.runner_wiring import RunnerContext
 from shared.services.jobs import JobService
 from shared.services.runner import JobRunner
 from shared.wiring import AWS_CONFIG
-from tests.integration.runner.harness import BATCH_SIZE, PUSH_GRACE, Stack
+from tests.integration.runner.harness import BATCH_SIZE, PUSH_GRACE, LateExecutions, Stack
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -53,22 +52,11 @@ def stack(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Stack:
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    holder: dict[str, str] = {}
-
-    class LateExecutions(StepFunctionsExecutions):
-        """The state machine ARN exists only after deployment, which needs the handlers."""
-
-        def __init__(self) -> None:
-            super().__init__(sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:pending")
-
-        def start(self, name: str, run_input: dict[str, Any]) -> str:
-            self._state_machine_arn = holder["arn"]
-            return super().start(name, run_input)
-
+    executions = LateExecutions(sfn)
     runner = JobRunner(
         service,
         clock=clock,
-        executions=LateExecutions(),
+        executions=executions,
         batch_size=BATCH_SIZE,
         batches_per_execution=batches_per_execution,
     )
@@ -83,13 +71,5 @@ def stack(
             hook(event, answer)
         return answer
 
-    handlers = {**local_sfn.runner_handlers(), "process": process}
-    holder["arn"] = local_sfn.deploy_job_runner(
-        lambda_client=boto3.client("lambda", region_name="us-east-1"),
-        iam_client=boto3.client("iam", region_name="us-east-1"),
-        sfn_client=sfn,
-        handlers=handlers,
-    )
-    built.state_machine_arn = holder["arn"]
-    local_sfn.clear_waits()
+    built.state_machine_arn = executions.deploy({**local_sfn.runner_handlers(), "process": process})
     return built

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 from infra.local import stepfunctions as local_sfn
+from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import ManualClock
 from shared.domain.models import JobRecord, JobRequest, JobStatus
 from shared.runner.state import execution_name
@@ -25,6 +28,26 @@ PUSH_GRACE = 7  # seconds PushGrace asks for (recorded, not slept: wait_scale 0)
 ENDED = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 CONTEXT = local_sfn.LocalLambdaContext("direct", "arn:aws:lambda:us-east-1:123456789012:function:x")
 Hook = Callable[[dict[str, Any], dict[str, Any]], object]
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class LateExecutions(StepFunctionsExecutions):
+    """The JobRunner's executions, for a state machine deployed after the runner is built
+    (deploying needs the task handlers, and the handlers need the runner)."""
+
+    def __init__(self, sfn: Any) -> None:
+        super().__init__(sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:pending")
+
+    def deploy(self, handlers: dict[str, Handler] | None = None) -> str:
+        """Deploy the shared definition with these task handlers (default: the real ones)."""
+        self._state_machine_arn = local_sfn.deploy_job_runner(
+            lambda_client=boto3.client("lambda", region_name="us-east-1"),
+            iam_client=boto3.client("iam", region_name="us-east-1"),
+            sfn_client=self._client,
+            handlers=handlers or local_sfn.runner_handlers(),
+        )
+        local_sfn.clear_waits()
+        return self._state_machine_arn
 
 
 @dataclass

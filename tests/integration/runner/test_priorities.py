@@ -8,17 +8,15 @@ import boto3
 import pytest
 
 from functions import runner as runner_handlers
-from infra.local import stepfunctions as local_sfn
 from shared.adapters.dynamo_limits import DynamoRunSlots
 from shared.adapters.dynamo_maintenance import DynamoRunQueue
-from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import ManualClock
 from shared.domain.models import JobRequest, JobStatus
 from shared.runner_wiring import RunnerContext
 from shared.services.admission import Admission
 from shared.services.jobs import JobRef, JobService
 from shared.services.runner import JobRunner
-from tests.integration.runner.harness import Stack
+from tests.integration.runner.harness import LateExecutions, Stack
 from tests.integration.scheduling import World
 
 if TYPE_CHECKING:
@@ -131,19 +129,12 @@ def capped_stack(
         DynamoRunQueue(dynamodb, table_names["jobs"]),
         max_running=1,
     )
-    executions = StepFunctionsExecutions(
-        sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:x"
-    )
+    executions = LateExecutions(sfn)
     runner = JobRunner(
         service, clock=clock, executions=executions, batch_size=100, admission=admission
     )
     monkeypatch.setattr(runner_handlers, "context", lambda: RunnerContext(runner=runner))
-    executions._state_machine_arn = local_sfn.deploy_job_runner(
-        lambda_client=boto3.client("lambda", region_name="us-east-1"),
-        iam_client=boto3.client("iam", region_name="us-east-1"),
-        sfn_client=sfn,
-        handlers=local_sfn.runner_handlers(),
-    )
+    executions.deploy()
     return Stack(service=service, runner=runner, sfn=sfn, clock=clock)
 
 

@@ -24,7 +24,6 @@ from infra.local.push_sink import PushSink, create_platform_applications, platfo
 from shared import constants as c
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.sns_push import SnsPushGateway
-from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import ManualClock
 from shared.domain.models import JobRecord, JobRequest, Platform, PushOutcome
@@ -38,6 +37,7 @@ from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 from shared.settings import TetherSettings
 from shared.tables import TABLES
+from tests.integration.runner.harness import LateExecutions
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -128,19 +128,8 @@ def world(
     environment[c.ENV_CURSOR_SECRET] = "cursor-secret-for-tests-0123456789"
     environment.update(platform_environment(create_platform_applications(sns)))
     settings = TetherSettings.model_validate(environment)
-    holder: dict[str, str] = {}
-
-    class LateExecutions(StepFunctionsExecutions):
-        """The state machine ARN exists only after deployment, which needs the handlers."""
-
-        def __init__(self) -> None:
-            super().__init__(sfn, "arn:aws:states:us-east-1:123456789012:stateMachine:pending")
-
-        def start(self, name: str, run_input: dict[str, Any]) -> str:
-            self._state_machine_arn = holder["arn"]
-            return super().start(name, run_input)
-
-    runner = JobRunner(service, clock=clock, executions=LateExecutions(), batch_size=100)
+    executions = LateExecutions(sfn)
+    runner = JobRunner(service, clock=clock, executions=executions, batch_size=100)
     notifier = push_notifier(settings, service, client=dynamodb, sns=sns, clock=clock)
     context = RunnerContext(runner=runner, notifier=notifier, push_grace_seconds=GRACE)
     monkeypatch.setattr(runner_handlers, "context", lambda: context)
@@ -165,14 +154,7 @@ def world(
             hook(event, answer)
         return answer
 
-    handlers = {**local_sfn.runner_handlers(), "finalize": finalize}
-    holder["arn"] = local_sfn.deploy_job_runner(
-        lambda_client=boto3.client("lambda", region_name="us-east-1"),
-        iam_client=boto3.client("iam", region_name="us-east-1"),
-        sfn_client=sfn,
-        handlers=handlers,
-    )
-    local_sfn.clear_waits()
+    executions.deploy({**local_sfn.runner_handlers(), "finalize": finalize})
     return built
 
 
