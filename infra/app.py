@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from aws_cdk import App, Tags, Validations
+from aws_cdk import App, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cloud.stack import TetherStack
 from infra.cloud.stage import DeploymentStage
+from infra.cloud.stateful import TetherStatefulStack
 from shared.constants import SERVICE_NAME
 
 CDK_JSON: Final = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -29,7 +30,13 @@ class TetherApp:
     """A built, not yet synthesized, app and its stack."""
 
     app: App
+    stateful: TetherStatefulStack
     stack: TetherStack
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        """Both stacks, in deploy order (the stateful one first)."""
+        return (self.stateful, self.stack)
 
 
 def build_app(
@@ -51,11 +58,18 @@ def build_app(
         outdir=outdir or os.environ.get("CDK_OUTDIR", DEFAULT_OUTDIR),
     )
     stage = DeploymentStage.from_context(app.node.try_get_context(STAGE_CONTEXT_KEY))
+    stateful = TetherStatefulStack(
+        app,
+        f"Tether-{stage}-data",
+        stage=stage,
+        description=f"Tether ({stage}) data: job state and message log tables, imports, secrets",
+    )
     stack = TetherStack(
         app,
         f"Tether-{stage}",
         stage=stage,
-        description=f"Tether ({stage}): job state, message log and delivery for mobile clients",
+        stateful=stateful,
+        description=f"Tether ({stage}): APIs, job runner and delivery for mobile clients",
     )
     Tags.of(app).add("project", SERVICE_NAME)
     Tags.of(app).add("stage", stage.value)
@@ -63,7 +77,7 @@ def build_app(
     # finding fails `app.synth()` with a report. Acknowledge findings where they arise, with
     # `Validations.of(construct).acknowledge(Acknowledgment(id=..., reason=...))`.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
-    return TetherApp(app=app, stack=stack)
+    return TetherApp(app=app, stateful=stateful, stack=stack)
 
 
 def _cdk_json_context() -> dict[str, Any]:

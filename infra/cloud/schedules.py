@@ -5,8 +5,9 @@
   allowed to invoke the launcher and nothing else.
 * The launcher Lambda (`functions.launcher.handler`), the one target of every schedule and of
   the import rule.
-* The import bucket, sending its events to EventBridge, and a rule that hands `Object Created`
-  under `imports/` to the launcher (which reads the tenant from `imports/{tenantId}/...`).
+* The rule that hands the import bucket's `Object Created` under `imports/` to the launcher
+  (which reads the tenant from `imports/{tenantId}/...`); the bucket itself is stateful and
+  lives in the stateful stack (`infra.cloud.imports`).
 * The cleanup Lambda (`functions.cleanup.handler`) on an EventBridge rule `rate(1 hour)`.
 * The grants the rest of the stack needs for all this: the HTTP function may create, update and
   delete schedules in the group only, and pass the execution role to Scheduler only; Finalize
@@ -40,7 +41,7 @@ from constructs import Construct
 
 from infra.cloud.http_api import HttpApi
 from infra.cloud.job_runner import JobRunner
-from infra.cloud.lambda_function import acknowledge_index_access, tether_function
+from infra.cloud.lambda_function import acknowledge_index_access, nag_arn, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.secrets import Secrets
 from infra.cloud.storage import Storage
@@ -61,7 +62,6 @@ SCHEDULER_ACTIONS: Final = (
     "scheduler:DeleteSchedule",
     "scheduler:GetSchedule",
 )
-IMPORTS_RETENTION: Final = Duration.days(30)
 # What this construct adds to other constructs' functions' environments.
 HTTP_ENVIRONMENT_KEYS: Final = (
     c.ENV_SCHEDULER_GROUP,
@@ -83,6 +83,7 @@ class Schedules(Construct):
         secrets: Secrets,
         http_api: HttpApi,
         job_runner: JobRunner,
+        imports: s3.IBucket,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
         max_running_per_tenant: int = c.DEFAULT_MAX_RUNNING_PER_TENANT,
@@ -142,7 +143,7 @@ class Schedules(Construct):
             description="Tether schedules: EventBridge Scheduler invokes the launcher, only",
         )
         self.launcher.grant_invoke(self.role)
-        self.imports = self._import_bucket(removal_policy)
+        self.imports = imports
         self._import_rule()
         self.cleanup_rule = events.Rule(
             self,
@@ -216,35 +217,6 @@ class Schedules(Construct):
         )
 
     # -- imports ----------------------------------------------------------------------------
-
-    def _import_bucket(self, removal_policy: RemovalPolicy) -> s3.Bucket:
-        bucket = s3.Bucket(
-            self,
-            "Imports",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=IMPORTS_RETENTION)],
-            # No auto_delete_objects: its custom resource brings a Lambda with a managed
-            # policy; a dev stack's bucket must be emptied before it is destroyed.
-            removal_policy=removal_policy,
-        )
-        # EventBridge notifications set on the CloudFormation resource itself: the L2's
-        # `event_bridge_enabled` adds a custom-resource Lambda (with a managed policy) for it.
-        cfn_bucket = bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        cfn_bucket.add_property_override(
-            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
-        )
-        Validations.of(bucket).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-S1",
-                reason="Uploads are transient job inputs, deleted after 30 days; every object "
-                "created is an EventBridge event the launcher logs with its job, which is the "
-                "audit trail imports need.",
-            )
-        )
-        return bucket
 
     def _import_rule(self) -> None:
         self.import_rule = events.Rule(
@@ -342,14 +314,12 @@ class Schedules(Construct):
                 "recurring schedule); the HTTP function reaches this group's schedules only.",
             )
         )
-        bucket = self.imports.node.default_child
-        assert isinstance(bucket, CfnElement)
-        bucket_id = stack.get_logical_id(bucket)
         for step in (PREPARE, PROCESS):
             role = job_runner.functions[step].role
             assert role is not None
+            bucket = nag_arn(role, self.imports, self.imports.bucket_arn)
             for finding, reason in {
-                f"Resource::<{bucket_id}.Arn>/*": "the objects of the import bucket, which "
+                f"Resource::{bucket}/*": "the objects of the import bucket, which "
                 "csv_import jobs read (their params name bucket and key); no other bucket.",
                 "Action::s3:GetObject*": "grant_read's object reads, on the import bucket only.",
                 "Action::s3:GetBucket*": "grant_read's bucket reads, on the import bucket only.",

@@ -4,6 +4,7 @@ The stage comes from CDK context (`-c stage=prod`); everything a stage changes i
 once, so constructs take plain settings (a removal policy, a flag) and never branch on a name.
 """
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from aws_cdk import RemovalPolicy
@@ -46,3 +47,47 @@ class DeploymentStage(StrEnum):
             if self is DeploymentStage.PROD
             else logs.RetentionDays.ONE_WEEK
         )
+
+    @property
+    def recovery_period_days(self) -> int:
+        # Point-in-time recovery is on in every stage (a bad deploy can corrupt dev data too);
+        # the window differs: prod keeps DynamoDB's maximum, 35 days, for incidents found late;
+        # dev a week, enough to undo the day's mistake.
+        return 35 if self is DeploymentStage.PROD else 7
+
+    @property
+    def alarm_thresholds(self) -> "AlarmThresholds":
+        return _PROD_THRESHOLDS if self is DeploymentStage.PROD else _DEV_THRESHOLDS
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmThresholds:
+    """When an `Observability` alarm fires, per stage (counts per 5-minute period)."""
+
+    # Dead-lettered stream batches: any is a delivery that will never happen by itself.
+    dispatcher_dlq_messages: int
+    # JobRunner executions that failed, timed out or were aborted by the runtime.
+    failed_executions: int
+    # Unhandled errors of the stream dispatcher.
+    dispatcher_errors: int
+    # Share of HTTP API requests answered 5xx, in percent.
+    http_5xx_percent: float
+    # Pushes SNS refused (the `PushFailed` metric of the Notify task).
+    push_failures: int
+
+
+# Prod pages on the first sign of lost delivery; dev tolerates the noise of experiments.
+_PROD_THRESHOLDS = AlarmThresholds(
+    dispatcher_dlq_messages=1,
+    failed_executions=1,
+    dispatcher_errors=1,
+    http_5xx_percent=1.0,
+    push_failures=5,
+)
+_DEV_THRESHOLDS = AlarmThresholds(
+    dispatcher_dlq_messages=1,
+    failed_executions=5,
+    dispatcher_errors=10,
+    http_5xx_percent=10.0,
+    push_failures=50,
+)

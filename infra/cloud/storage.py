@@ -53,6 +53,7 @@ class Storage(Construct):
         *,
         removal_policy: RemovalPolicy,
         deletion_protection: bool,
+        recovery_period_days: int = 35,
     ) -> None:
         super().__init__(scope, construct_id)
         self._tables: dict[str, dynamodb.Table] = {
@@ -61,6 +62,7 @@ class Storage(Construct):
                 spec,
                 removal_policy=removal_policy,
                 deletion_protection=deletion_protection,
+                recovery_period_days=recovery_period_days,
             )
             for spec in TABLES
         }
@@ -92,6 +94,7 @@ def _build_table(
     *,
     removal_policy: RemovalPolicy,
     deletion_protection: bool,
+    recovery_period_days: int,
 ) -> dynamodb.Table:
     # No table_name: CloudFormation names the table, so two stages (or two developers' stacks)
     # can share an account and a key-schema change can replace the table.
@@ -106,6 +109,7 @@ def _build_table(
         encryption=_ENCRYPTION,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True,
+            recovery_period_in_days=recovery_period_days,
         ),
         time_to_live_attribute=spec.ttl_attribute,
         stream=_STREAM_VIEWS[spec.stream] if spec.stream else None,

@@ -21,11 +21,21 @@ from infra.cloud.stage import DeploymentStage
 
 @dataclass(frozen=True, slots=True)
 class SynthesizedStack:
-    """A built app, its stack's template, and the assembly directory synth wrote to."""
+    """A built app, its stacks' templates, and the assembly directory synth wrote to.
+
+    `template` is the whole app as one template: the stateless stack's resources and outputs
+    plus the stateful stack's, with every `Fn::ImportValue` replaced by the exported value (a
+    `Ref`/`GetAtt` of the stateful resource). Assertions about what references what read the
+    same whichever stack a resource lives in; `stateful` and `stateless` are the real templates,
+    for assertions about the split itself.
+    """
 
     built: TetherApp
     template: Template
     outdir: Path
+    stateful: Template
+    stateless: Template
+    exports: dict[str, Any]
 
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
         """Logical id → resource (`Type`, `Properties`, policies) of one type."""
@@ -38,6 +48,8 @@ class SynthesizedStack:
         """The logical id a `{"Ref": ...}` token (e.g. `table.table_name`) points at."""
         resolved = self.built.stack.resolve(token)
         assert isinstance(resolved, dict), resolved
+        if "Fn::ImportValue" in resolved:
+            resolved = self.exports[resolved["Fn::ImportValue"]]
         ref = resolved["Ref"]
         assert isinstance(ref, str)
         return ref
@@ -45,7 +57,55 @@ class SynthesizedStack:
 
 def _synthesize(stage: DeploymentStage, outdir: Path) -> SynthesizedStack:
     built = build_app(context={"stage": stage.value, BUNDLE_CONTEXT_KEY: False}, outdir=str(outdir))
-    return SynthesizedStack(built=built, template=Template.from_stack(built.stack), outdir=outdir)
+    return synthesize(built, outdir)
+
+
+def synthesize(built: TetherApp, outdir: Path) -> SynthesizedStack:
+    """Synthesize `built` (into `outdir`, where build_app was told to write) for assertions."""
+    stateful = Template.from_stack(built.stateful)
+    stateless = Template.from_stack(built.stack)
+    exports = {
+        output["Export"]["Name"]: output["Value"]
+        for output in stateful.to_json().get("Outputs", {}).values()
+        if "Export" in output
+    }
+    return SynthesizedStack(
+        built=built,
+        template=Template.from_json(merged_template(stateful, stateless, exports)),
+        outdir=outdir,
+        stateful=stateful,
+        stateless=stateless,
+        exports=exports,
+    )
+
+
+def merged_template(
+    stateful: Template, stateless: Template, exports: dict[str, Any]
+) -> dict[str, Any]:
+    """Both stacks as one template, imports replaced by what they import (see SynthesizedStack)."""
+    consumer = _resolve_imports(stateless.to_json(), exports)
+    producer = stateful.to_json()
+    merged: dict[str, Any] = {}
+    for section in ("Resources", "Outputs", "Conditions", "Parameters", "Rules"):
+        ours = consumer.get(section, {})
+        theirs = producer.get(section, {})
+        # CDK's own bookkeeping (the bootstrap version check) is in both stacks, alike.
+        clashes = {key for key in set(ours) & set(theirs) if ours[key] != theirs[key]}
+        assert not clashes, f"{section}: both stacks define {sorted(clashes)}"
+        merged[section] = {**theirs, **ours}
+    return merged
+
+
+def _resolve_imports(value: Any, exports: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Fn::ImportValue"}:
+            name = value["Fn::ImportValue"]
+            assert name in exports, f"imports {name}, which the stateful stack does not export"
+            return exports[name]
+        return {key: _resolve_imports(item, exports) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve_imports(item, exports) for item in value]
+    return value
 
 
 @pytest.fixture(scope="session")

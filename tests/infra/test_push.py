@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
-from aws_cdk.assertions import Template
 
 from infra.app import build_app
 from infra.cloud.packaging import BUNDLE_CONTEXT_KEY
@@ -28,7 +27,7 @@ from infra.cloud.push import (
 from shared import constants as c
 from shared.domain.models import Platform
 from shared.runner.definition import NOTIFY
-from tests.infra.conftest import SynthesizedStack
+from tests.infra.conftest import SynthesizedStack, synthesize
 
 APNS = "arn:aws:sns:eu-west-1:123456789012:app/APNS/tether-prod"
 APNS_SANDBOX = "arn:aws:sns:eu-west-1:123456789012:app/APNS_SANDBOX/tether-dev"
@@ -51,7 +50,7 @@ def push_stack(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
         GRACE_CONTEXT: 20,
     }
     built = build_app(context=context, outdir=str(outdir))
-    return SynthesizedStack(built=built, template=Template.from_stack(built.stack), outdir=outdir)
+    return synthesize(built, outdir)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -172,15 +172,17 @@ def test_idempotency_table_uses_powertools_default_keys(dev_stack: SynthesizedSt
 def test_point_in_time_recovery_is_on_in_every_stage(
     dev_stack: SynthesizedStack, prod_stack: SynthesizedStack
 ) -> None:
-    for stack in (dev_stack, prod_stack):
+    for stack, days in ((dev_stack, 7), (prod_stack, 35)):
         # Given a stage's tables / When synthesized
         tables = stack.resources(TABLE).values()
 
-        # Then every one of them can be restored to any second of the last 35 days
+        # Then every one of them can be restored to any second of the stage's window: prod
+        # DynamoDB's maximum (35 days), dev a week
         assert len(tables) == len(TABLES)
         for table in tables:
             assert table["Properties"]["PointInTimeRecoverySpecification"] == {
-                "PointInTimeRecoveryEnabled": True
+                "PointInTimeRecoveryEnabled": True,
+                "RecoveryPeriodInDays": days,
             }
 
 
