@@ -37,7 +37,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.cloud.lambda_function import tether_function
+from infra.cloud.lambda_function import ignore_redundant_role_dependency, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.secrets import Secrets
 from infra.cloud.storage import Storage
@@ -256,6 +256,7 @@ class JobRunner(Construct):
             tracing_enabled=True,
             removal_policy=removal_policy,
         )
+        ignore_redundant_role_dependency(self.state_machine)
         self._acknowledge_findings()
         CfnOutput(
             scope,
