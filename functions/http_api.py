@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -38,7 +39,9 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="Tether", version="2", openapi_version="3.1.0")
 
-JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:@|-]{1,128}$")]
+JOB_ID_PATTERN = r"[A-Za-z0-9._:@|-]{1,128}"
+JobId = Annotated[str, Path(pattern=rf"^{JOB_ID_PATTERN}$")]
+_JOB_PATH = re.compile(rf"^/jobs/(?P<job_id>{JOB_ID_PATTERN})(?:/|$)")
 app.include_router(schedules_router)  # /schedules... (DESIGN §8)
 
 
@@ -210,11 +213,23 @@ def unexpected(_: Exception) -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    # The request id is the correlation id (API Gateway's, in its access log too); a request
+    # about one job also carries its id, as every log of that job does.
+    job_id = _job_id_of(event)
+    if job_id is None:
+        logger.remove_keys(["jobId"])
+    else:
+        logger.append_keys(jobId=job_id)
     too_large = _body_too_large(event)
     if too_large is not None:
         return too_large
     context().idempotency.register_lambda_context(lambda_context)
     return app.resolve(event, lambda_context)
+
+
+def _job_id_of(event: dict[str, Any]) -> str | None:
+    match = _JOB_PATH.match(str(event.get("rawPath") or ""))
+    return match["job_id"] if match else None
 
 
 def _body_too_large(event: dict[str, Any]) -> dict[str, Any] | None:

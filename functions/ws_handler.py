@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketConnectEventModel,
     APIGatewayWebSocketDisconnectEventModel,
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
 from shared.domain.auth import Principal
+from shared.domain.envelope import Envelope, MessageType
 from shared.domain.errors import Unauthenticated
 from shared.services.auth import token_from_websocket
 from shared.services.ports import ConnectionPoster, PostOutcome
@@ -88,16 +90,33 @@ def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": 200}
 
 
+def _replayed(frame: Envelope) -> int:
+    """Log messages a frame answers a subscribe with: a batch of them, or one with its seq."""
+    if frame.type is MessageType.BATCH:
+        messages = frame.data.get("messages")
+        return len(messages) if isinstance(messages, list) else 0
+    return 1 if frame.seq is not None else 0
+
+
 def on_message(event: dict[str, Any]) -> dict[str, Any]:
     parsed = APIGatewayWebSocketMessageEventModel.model_validate(event)
     connection_id = parsed.request_context.connection_id
     body = parsed.body if isinstance(parsed.body, str) else None
     frames = context().session.receive(connection_id, body)
+    # One job per client frame (subscribe, ack, cancel): its id is the logs' correlation id.
+    job_ids = {frame.job_id for frame in frames if frame.job_id}
+    logger.set_correlation_id(job_ids.pop() if len(job_ids) == 1 else None)
+    sent = 0
     for frame in frames:
         if context().poster.post(connection_id, frame.to_json().encode()) is PostOutcome.GONE:
             context().session.disconnect(connection_id)
+            metrics.add_metric(name="ConnectionsGone", unit=MetricUnit.Count, value=1)
             break
-    metrics.add_metric(name="FramesSent", unit="Count", value=len(frames))
+        sent += 1
+    metrics.add_metric(name="FramesSent", unit=MetricUnit.Count, value=sent)
+    replayed = sum(_replayed(frame) for frame in frames[:sent])
+    if replayed:
+        metrics.add_metric(name="MessagesReplayed", unit=MetricUnit.Count, value=replayed)
     return {"statusCode": 200}
 
 

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.cloud.http_api import AuthConfig, HttpApi
 from infra.cloud.job_runner import JobRunner
+from infra.cloud.observability import Observability
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.push import Push, PushConfig
 from infra.cloud.schedules import Schedules
@@ -100,4 +101,13 @@ class TetherStack(Stack):
             storage=self.storage,
             http_function=self.http_api.function,
             notify_function=self.job_runner.functions[NOTIFY],
+        )
+        self.observability = Observability(
+            self,
+            "Observability",
+            thresholds=stage.alarm_thresholds,
+            http_api=self.http_api,
+            websocket_api=self.websocket_api,
+            job_runner=self.job_runner,
+            removal_policy=stage.removal_policy,
         )

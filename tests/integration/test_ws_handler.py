@@ -104,3 +104,58 @@ def test_a_client_gone_mid_reply_is_forgotten(
     _call(websocket_event("MESSAGE", "c2", body='{"action":"ping"}'))
     store = DynamoConnectionStore(dynamodb, table_names["connections"])
     assert store.get("c2", clock.now()) is None
+
+
+def _metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    """Powertools' EMF lines on stdout, as metric name → value (summed)."""
+    found: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or "_aws" not in record:
+            continue
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                name = metric["Name"]
+                values = record[name] if isinstance(record[name], list) else [record[name]]
+                found[name] = found.get(name, 0) + sum(values)
+    return found
+
+
+def test_a_subscribe_counts_the_messages_it_replays(
+    poster: RecordingPoster, service: JobService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job with one logged message (its creation) and a connected client
+    job = service.create_job(JobRequest(type="demo"), tenant_id="acme", owner_id="alice")
+    _call(websocket_event("CONNECT", "c3", authorizer=ALICE.to_context()))
+    capsys.readouterr()
+
+    # When the client subscribes from the start
+    subscribe = json.dumps({"action": "subscribe", "jobId": job.job_id, "since": 0})
+    _call(websocket_event("MESSAGE", "c3", body=subscribe))
+
+    # Then the replayed messages and the frames sent are published as metrics
+    published = _metrics(capsys)
+    replayed = len(poster.frames["c3"][1]["data"]["messages"])
+    assert replayed >= 1
+    assert published["MessagesReplayed"] == replayed
+    assert published["FramesSent"] == len(poster.frames["c3"])
+
+
+def test_a_gone_client_is_counted(
+    poster: RecordingPoster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a connected client whose socket is gone (410 from @connections)
+    _call(websocket_event("CONNECT", "c4", authorizer=ALICE.to_context()))
+    poster.gone.add("c4")
+    capsys.readouterr()
+
+    # When the handler answers it
+    _call(websocket_event("MESSAGE", "c4", body='{"action":"ping"}'))
+
+    # Then the dropped connection is counted and nothing was sent
+    published = _metrics(capsys)
+    assert published["ConnectionsGone"] == 1
+    assert published["FramesSent"] == 0
