@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint typecheck unit integration infra-test bench synth clean
+.PHONY: dev test install lint typecheck unit integration infra-test bench synth deploy destroy clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,10 +58,37 @@ bench: $(VENV)/.installed
 	$(PY) -m tests.bench.local_stack
 
 
-## Synthesize the CloudFormation templates into cdk.out/ (no Docker, no AWS account).
+## Synthesize the CloudFormation templates into cdk.out/ (no Docker, no AWS account): builds
+## the dependencies layer, runs cdk-nag, prints resources per stack, synth time, asset sizes.
 synth: install
 	$(PY) -m infra.app
 	@ls -1 cdk.out/*.template.json
+
+# The CDK CLI pinned in package.json (it must read aws-cdk-lib's cloud-assembly schema).
+CDK   := npx --no-install cdk
+STAGE ?= dev
+# Optional settings, passed as CDK context only when set (README: Deploy to AWS):
+#   JWKS_URL ISSUER AUDIENCE TENANT_CLAIM  the token issuer (tether:jwksUrl ...)
+#   APNS_ARN APNS_SANDBOX_ARN FCM_ARN      SNS platform applications (tether:apnsArn ...)
+CDK_CONTEXT = -c stage=$(STAGE) \
+	$(if $(JWKS_URL),-c tether:jwksUrl=$(JWKS_URL)) \
+	$(if $(ISSUER),-c tether:issuer=$(ISSUER)) \
+	$(if $(AUDIENCE),-c tether:audience=$(AUDIENCE)) \
+	$(if $(TENANT_CLAIM),-c tether:tenantClaim=$(TENANT_CLAIM)) \
+	$(if $(APNS_ARN),-c tether:apnsArn=$(APNS_ARN)) \
+	$(if $(APNS_SANDBOX_ARN),-c tether:apnsSandboxArn=$(APNS_SANDBOX_ARN)) \
+	$(if $(FCM_ARN),-c tether:fcmArn=$(FCM_ARN))
+
+## Deploy both stacks of STAGE (dev|prod) to the account of your AWS profile; outputs land in
+## cdk.out/outputs-$(STAGE).json. Needs `cdk bootstrap` once per account and region.
+deploy: install
+	$(CDK) deploy --all $(CDK_CONTEXT) --require-approval broadening \
+		--outputs-file cdk.out/outputs-$(STAGE).json
+
+## Delete both stacks of STAGE (dev: everything but a non-empty import bucket; prod: data is
+## retained, see README).
+destroy: install
+	$(CDK) destroy --all $(CDK_CONTEXT)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

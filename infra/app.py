@@ -7,6 +7,7 @@ into `$CDK_OUTDIR` (set by the CDK CLI) or `cdk.out`.
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,12 +91,21 @@ def _cdk_json_context() -> dict[str, Any]:
 
 
 def main() -> None:
+    started = time.perf_counter()
     built = build_app()
     assembly = built.app.synth()
-    if built.stack.packaging.bundled:
-        # What `make synth` shows: the sizes Lambda's 250 MB unzipped limit applies to.
-        for name, size in built.stack.packaging.asset_sizes(assembly.directory).items():
-            print(f"{name}: {size / 1_000_000:.1f} MB")
+    elapsed = time.perf_counter() - started
+    # What `make synth` shows: the size of each stack, how long synth took, and the asset
+    # sizes Lambda's 250 MB unzipped limit applies to.
+    for stack in built.stacks:
+        template = assembly.get_stack_artifact(stack.artifact_id).template
+        print(f"{stack.stack_name}: {len(template.get('Resources', {}))} resources")
+    print(f"synth: {elapsed:.1f} s (app build, bundling, cdk-nag)")
+    sizes = built.stack.packaging.asset_sizes(assembly.directory)
+    if not built.stack.packaging.bundled:
+        print("assets: dependencies layer is a placeholder (tether:bundle=false), not deployable")
+    for name, size in sizes.items():
+        print(f"{name}: {size / 1_000_000:.1f} MB")
 
 
 if __name__ == "__main__":
