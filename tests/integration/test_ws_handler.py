@@ -142,6 +142,10 @@ def test_a_subscribe_counts_the_messages_it_replays(
     assert replayed >= 1
     assert published["MessagesReplayed"] == replayed
     assert published["FramesSent"] == len(poster.frames["c3"])
+    # and the job is the correlation id of the invocation's logs; a ping carries none
+    assert ws_handler.logger.get_correlation_id() == job.job_id
+    _call(websocket_event("MESSAGE", "c3", body='{"action":"ping"}'))
+    assert ws_handler.logger.get_correlation_id() is None
 
 
 def test_a_gone_client_is_counted(
