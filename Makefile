@@ -58,10 +58,11 @@ bench: $(VENV)/.installed
 	$(PY) -m tests.bench.local_stack
 
 
-## Synthesize the CloudFormation templates into cdk.out/ (no Docker, no AWS account): builds
-## the dependencies layer, runs cdk-nag, prints resources per stack, synth time, asset sizes.
+## Synthesize the CloudFormation templates of STAGE (dev|prod) into cdk.out/ (no Docker, no AWS
+## account): builds the dependencies layer, runs cdk-nag, prints resources per stack, synth
+## time, asset sizes.
 synth: install
-	$(PY) -m infra.app
+	CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' $(PY) -m infra.app
 	@ls -1 cdk.out/*.template.json
 
 # The CDK CLI pinned in package.json (it must read aws-cdk-lib's cloud-assembly schema).

@@ -100,7 +100,7 @@ def main() -> None:
     for stack in built.stacks:
         template = assembly.get_stack_artifact(stack.artifact_id).template
         print(f"{stack.stack_name}: {len(template.get('Resources', {}))} resources")
-    print(f"synth: {elapsed:.1f} s (app build, bundling, cdk-nag)")
+    print(f"synth: {elapsed:.1f} s (app build, bundling, cdk-nag; not counting the jsii start)")
     sizes = built.stack.packaging.asset_sizes(assembly.directory)
     if not built.stack.packaging.bundled:
         print("assets: dependencies layer is a placeholder (tether:bundle=false), not deployable")
