@@ -10,7 +10,8 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint typecheck unit integration infra-test bench synth deploy destroy clean
+.PHONY: dev test install lint typecheck unit integration infra-test browser-deps browser-test \
+	bench synth deploy destroy clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,8 +31,8 @@ install: $(VENV)/.installed node_modules/.installed
 dev: $(VENV)/.installed
 	$(VENV)/bin/tether dev
 
-## Set up and run every check: lint, types, unit, integration and infra tests.
-test: $(VENV)/.installed lint typecheck
+## Set up and run every check: lint, types, unit, integration, infra and browser tests.
+test: $(VENV)/.installed browser-deps lint typecheck
 	$(PY) -m pytest -n 2 --dist load
 
 lint: $(VENV)/.installed
@@ -49,6 +50,24 @@ integration: $(VENV)/.installed
 
 infra-test: $(VENV)/.installed
 	$(PY) -m pytest tests/infra
+
+## The web console's browser tests need Debian's chromium and its driver (never a downloaded
+## browser): installed with apt-get when missing (as root, as CI runs), a no-op once there.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+browser-deps:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (Debian) for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; \
+	else \
+		echo "browser tests need chromium: sudo apt-get install chromium chromium-driver"; \
+	fi
+
+browser-test: $(VENV)/.installed browser-deps
+	$(PY) -m pytest -m browser tests/browser
 
 ## Print what Tether costs on AWS per operation (DynamoDB requests), measured on moto, and how
 ## fast the local stack starts and delivers (wall clock: figures, not assertions).

@@ -89,7 +89,7 @@ Tether is running locally (ready in {ready:.1f} s; {kept}).
   local AWS       {urls.aws_endpoint}   (moto: DynamoDB, Step Functions JobRunner)
   push            to moto's SNS; each push is logged as "push delivered"
   schedules       fired by the local ticker (every second), cleanup hourly
-  console         none yet (a later issue)
+  console         {urls.console_url}   ("use local dev token" signs in)
   written to      {stack.dev_file}
 dev token (tenant local, user dev, 12 h; `tether token` mints more):
   {dev_token}

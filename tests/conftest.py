@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Final
+
 import pytest
 
 
@@ -18,3 +22,18 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+_SESSION_START = time.time()
+BROWSER_ARTIFACTS: Final = Path(__file__).resolve().parents[1] / ".artifacts" / "browser"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The browser tests' screenshots and figures written by this run (tests/browser)."""
+    if not BROWSER_ARTIFACTS.exists():
+        return
+    fresh = sorted(p for p in BROWSER_ARTIFACTS.iterdir() if p.stat().st_mtime >= _SESSION_START)
+    if fresh:
+        terminalreporter.write_sep("-", "browser artefacts")
+        for path in fresh:
+            terminalreporter.write_line(str(path))

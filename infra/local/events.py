@@ -145,8 +145,10 @@ def handler_caches() -> list[Any]:
         runner,
         ws_handler,
     )
+    from shared.adapters.s3_objects import default_s3_objects
 
     return [
+        default_s3_objects,  # csv_import's S3 client: else built lazily, maybe without the endpoint
         http_api.context,
         http_devices.context,
         http_schedules.context,

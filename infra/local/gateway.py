@@ -23,7 +23,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +101,7 @@ class Gateway:
         *,
         stage: str = "local",
         limits: GatewayLimits | None = None,
+        routes: Sequence[web.RouteDef] = (),
     ) -> None:
         self._handlers = handlers
         self._executor = executor
@@ -110,6 +111,7 @@ class Gateway:
         self.app = web.Application(client_max_size=HTTP_PAYLOAD_LIMIT_BYTES)
         self.app.router.add_get(WS_PATH, self._websocket)
         self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", self._management)
+        self.app.router.add_routes(routes)  # e.g. the web console; before the API's catch-all
         self.app.router.add_route("*", "/{tail:.*}", self._http)
         self.app.on_shutdown.append(self._close_all)
 
@@ -277,6 +279,10 @@ class Gateway:
                 await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Going away")
 
     async def _close_all(self, _app: web.Application) -> None:
+        await self.close_connections()
+
+    async def close_connections(self) -> None:
+        """Close every socket from the server side (a shutdown, or an outage in a test)."""
         for connection in list(self._connections.values()):
             await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
 

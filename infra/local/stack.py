@@ -4,10 +4,11 @@
 tables from the shared specs, their items restored from the last run (`snapshot`), and moto's
 Step Functions interpreter running the shared JobRunner definition with every task calling the
 real handler in process (`stepfunctions`); the gateway (`gateway`: HTTP API, WebSocket API,
-`@connections`) on one localhost port; then the background services (`services`): the
-messages-stream poller feeding the dispatcher (`poller`), the push sink (`push_sink`: SNS
-platform applications in moto, each push logged), the ticker (`ticker`: due schedules through
-the launcher, the hourly cleanup), the periodic snapshot, and any given to the constructor;
+`@connections`, and the web console at `/console/`: `console`) on one localhost port; then the
+background services (`services`): the messages-stream poller feeding the dispatcher
+(`poller`), the push sink (`push_sink`: SNS platform applications in moto, each push logged),
+the ticker (`ticker`: due schedules through the launcher, the hourly cleanup), the periodic
+snapshot, and any given to the constructor;
 started in that order, stopped in reverse. It returns the URLs and writes them to
 `<state_dir>/dev.json`, which `tether` commands read to find the stack. `stop()` undoes it all
 and saves the tables.
@@ -23,12 +24,14 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +42,7 @@ from botocore.config import Config
 from infra.local import moto_patches, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from infra.local.console import ConsoleHelpers, SampleObject, console_routes, put_sample_csv
 from infra.local.events import handler_caches
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
@@ -53,11 +57,15 @@ from infra.local.services import (
 )
 from infra.local.ticker import Ticker
 from shared import constants as c
+from shared.domain.auth import Scope
 from shared.domain.clock import SystemClock
+from shared.services.auth import mint_dev_token
 from shared.tables import TABLES
 from shared.wiring import load_settings, scheduler_gateway
 
 TABLE_PREFIX: Final = "tether"
+CONSOLE_PATH: Final = "/console/"
+DEV_TOKEN_TTL: Final = timedelta(hours=12)
 EXPIRY_CHECK_SECONDS: Final = 5.0
 _ENDED: Final = ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")
 
@@ -77,12 +85,17 @@ class StackUrls:
     management_url: str
     aws_endpoint: str
 
+    @property
+    def console_url(self) -> str:
+        return self.http_url + CONSOLE_PATH
+
     def to_json(self) -> dict[str, str]:
         return {
             "httpUrl": self.http_url,
             "wsUrl": self.ws_url,
             "managementUrl": self.management_url,
             "awsEndpoint": self.aws_endpoint,
+            "consoleUrl": self.console_url,
         }
 
 
@@ -128,6 +141,7 @@ class LocalStack:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._expiry: concurrent.futures.Future[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._owns_dev_file = False
@@ -224,11 +238,16 @@ class LocalStack:
             target=self._loop.run_forever, name="tether-gateway", daemon=True
         )
         self._loop_thread.start()
-        self.gateway = Gateway(GatewayHandlers.real(), self._executor, limits=self.options.limits)
+        self.gateway = Gateway(
+            GatewayHandlers.real(),
+            self._executor,
+            limits=self.options.limits,
+            routes=console_routes(self._console_helpers()),
+        )
         self._runner = web.AppRunner(self.gateway.app, handle_signals=False, access_log=None)
         self._call(self._runner.setup())
-        site = web.TCPSite(self._runner, self.options.host, self.options.http_port)
-        self._call(site.start())
+        self._site = web.TCPSite(self._runner, self.options.host, self.options.http_port)
+        self._call(self._site.start())
         host, port = self._runner.addresses[0][:2]
         self._expiry = asyncio.run_coroutine_threadsafe(self._expire_connections(), self._loop)
         base = f"http://{host}:{port}"
@@ -238,6 +257,44 @@ class LocalStack:
             management_url=base,  # boto3 appends /@connections/{id}
             aws_endpoint=endpoint,
         )
+
+    def _console_helpers(self) -> ConsoleHelpers:
+        def dev_token() -> str:
+            assert self.secrets is not None
+            return mint_dev_token(
+                self.secrets.user_token_secret,
+                tenant="local",
+                subject="dev",
+                scopes=list(Scope),
+                ttl=DEV_TOKEN_TTL,
+                clock=SystemClock(),
+            )
+
+        def sample_csv(rows: int) -> SampleObject:
+            key = f"samples/contacts-{rows}-{secrets.token_hex(4)}.csv"
+            return put_sample_csv(self.aws.client("s3"), rows, key)
+
+        def deliveries() -> list[dict[str, Any]]:
+            sink = self.push_sink.sink
+            return [
+                {**d.summary(), "messageId": d.message_id, "payload": d.payload}
+                for d in sink.deliveries()
+            ]
+
+        return ConsoleHelpers(dev_token=dev_token, deliveries=deliveries, sample_csv=sample_csv)
+
+    def outage(self, seconds: float) -> None:
+        """The gateway stops listening and drops every socket for `seconds`, then listens again
+        on the same port: a network outage as clients see it (the browser tests use it)."""
+        assert self._runner is not None
+        assert self._site is not None
+        assert self.gateway is not None
+        host, port = self._runner.addresses[0][:2]
+        self._call(self._site.stop())
+        self._call(self.gateway.close_connections())
+        time.sleep(seconds)
+        self._site = web.TCPSite(self._runner, host, port)
+        self._call(self._site.start())
 
     def _configure_handlers(self, urls: StackUrls) -> None:
         """The handlers' environment, as the CDK app sets it in the cloud; then a cold start."""
@@ -358,7 +415,7 @@ class LocalStack:
             if self._loop_thread is not None:
                 self._loop_thread.join(timeout=10)
             self._loop.close()
-            self._loop = self._loop_thread = self._runner = None
+            self._loop = self._loop_thread = self._runner = self._site = None
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None

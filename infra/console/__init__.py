@@ -1,0 +1,19 @@
+"""The web console (DESIGN §11): static files, no build step, served by `tether dev` at /console/.
+
+`static/` holds plain HTML, CSS and ES modules that talk to Tether's public HTTP API and
+WebSocket only, so the same folder can be put on any static host next to a deployed stack (with
+a `config.json` naming its URLs). The local stack serves it with a few local-only helpers
+(`infra.local.console`): a dev token, the push sink's deliveries and a sample CSV in S3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+
+
+def static_files() -> list[Path]:
+    """Every file the console is made of (what a first load transfers, at most)."""
+    return sorted(path for path in STATIC_DIR.rglob("*") if path.is_file())
