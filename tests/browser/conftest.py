@@ -21,8 +21,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from infra.local.stack import LocalStack, StackOptions
-from tests.e2e.conftest import E2E_ENVIRONMENT
+from infra.local.stack import LocalStack
+from tests.e2e.stacks import running_stack
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
 CHROMEDRIVER: Final = Path("/usr/bin/chromedriver")
@@ -45,13 +45,8 @@ def _require_chromium() -> None:
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     _require_chromium()
     state: Path = tmp_path_factory.mktemp("tether-console")
-    options = StackOptions(fresh=True, persist=False, wait_scale=0.0, environment=E2E_ENVIRONMENT)
-    stack = LocalStack(state, options)
-    stack.start()
-    try:
+    with running_stack(state) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,7 @@
 
 Module scope (not session): handlers read the process environment and moto's state is per
 process, so a stack must never outlive the tests that use it, even when xdist interleaves
-modules on one worker. Jobs here last a few seconds: small batches, a per-item delay, and every
-progress message written (no coalescing), so a client sees many seqs.
+modules on one worker. How the stack is configured: tests/e2e/stacks.py.
 """
 
 from __future__ import annotations
@@ -14,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.stack import LocalStack, StackOptions
-from shared import constants as c
+from infra.local.stack import LocalStack
+from tests.e2e.stacks import running_stack
 from tests.e2e.wire import mint
-
-E2E_ENVIRONMENT = {c.ENV_BATCH_SIZE: "20", c.ENV_PROGRESS_MIN_INTERVAL_MS: "0"}
 
 TokenFactory = Callable[..., str]
 
@@ -26,13 +23,8 @@ TokenFactory = Callable[..., str]
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state: Path = tmp_path_factory.mktemp("tether-state")
-    options = StackOptions(fresh=True, persist=False, wait_scale=0.0, environment=E2E_ENVIRONMENT)
-    stack = LocalStack(state, options)
-    stack.start()
-    try:
+    with running_stack(state) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

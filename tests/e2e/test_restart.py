@@ -21,7 +21,7 @@ import pytest
 
 from infra.local.stack import LocalStack, StackAlreadyRunning, StackOptions
 from shared import constants as c
-from tests.e2e.conftest import E2E_ENVIRONMENT
+from tests.e2e.stacks import E2E_ENVIRONMENT
 from tests.e2e.wire import Api, mint
 
 
