@@ -25,7 +25,7 @@ from infra.client.tokens import token_store
 from infra.client.updates import Finished, GaveUp, JobGone, WatchUpdate
 from infra.client.watcher import TetherClient
 from infra.local.secrets import DEFAULT_STATE_DIR
-from shared.domain.models import JobRequest, JobStatus, Priority, RetryPolicy
+from shared.domain.models import JobRequest, JobState, JobStatus, Priority, RetryPolicy
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -284,26 +284,25 @@ def _list(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     async def work(client: TetherClient) -> int:
-        state = await client.api.get_job(args.job_id)
-        if args.json:
-            _print_json(state.model_dump(mode="json"))
-        else:
-            print(job_summary(state))
-        return EXIT_OK
+        return _show(args, await client.api.get_job(args.job_id))
 
     return _run(args, work)
 
 
 def _control(args: argparse.Namespace) -> int:
     async def work(client: TetherClient) -> int:
-        state = await client.api.control(args.job_id, args.action)
-        if args.json:
-            _print_json(state.model_dump(mode="json"))
-        else:
-            print(job_summary(state))
-        return EXIT_OK
+        return _show(args, await client.api.control(args.job_id, args.action))
 
     return _run(args, work)
+
+
+def _show(args: argparse.Namespace, state: JobState) -> int:
+    """A job's state as JSON (`--json`) or one summary line."""
+    if args.json:
+        _print_json(state.model_dump(mode="json"))
+    else:
+        print(job_summary(state))
+    return EXIT_OK
 
 
 def _delete(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ running and when it ends (`start`, `finish`) and reads the order jobs were launc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ import pytest
 from functions import cleanup as cleanup_handler
 from functions import http_api, http_schedules
 from functions import launcher as launcher_handler
-from infra.local.events import LocalLambdaContext, http_api_event
+from infra.local.events import LocalLambdaContext
 from shared import constants as c
 from shared.adapters.scheduler import EventBridgeScheduler
 from shared.auth_settings import AuthSettings
@@ -35,6 +34,7 @@ from shared.services.runner import JobRunner
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import admission, http_api_context, load_settings
+from tests.integration.http import call_http_api
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -88,14 +88,11 @@ class World:
     def call(
         self, method: str, path: str, body: Any = None, *, tenant: str = "acme"
     ) -> tuple[int, Any]:
-        headers = {"authorization": f"Bearer {self.token(tenant)}"}
         path, _, query = path.partition("?")
-        event = http_api_event(
-            method, path, headers=headers, body=body, query=dict(parse_qsl(query)) or None
+        answer = call_http_api(
+            method, path, token=self.token(tenant), body=body, query=dict(parse_qsl(query)) or None
         )
-        answer = http_api.handler(event, LocalLambdaContext())
-        raw = answer.get("body") or ""
-        return answer["statusCode"], json.loads(raw) if raw else None
+        return answer.status, answer.body
 
     def aws_schedule(self, name: str) -> dict[str, Any]:
         answer: dict[str, Any] = self.scheduler.get_schedule(GroupName=GROUP, Name=name)

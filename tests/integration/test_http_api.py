@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from functions import http_api
-from infra.local.events import LocalLambdaContext, http_api_event
 from shared import constants as c
 from shared.auth_settings import AuthSettings
 from shared.domain.auth import Scope
@@ -21,6 +20,7 @@ from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import HttpApiContext, http_api_context
+from tests.integration.http import call_http_api
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,13 +55,8 @@ class Api:
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
-        all_headers = dict(headers or {})
-        if token is not None:
-            all_headers["authorization"] = f"Bearer {token}"
-        event = http_api_event(method, path, headers=all_headers, query=query, body=body)
-        answer = http_api.handler(event, LocalLambdaContext())
-        raw = answer.get("body") or ""
-        return answer["statusCode"], answer.get("headers", {}), json.loads(raw) if raw else None
+        answer = call_http_api(method, path, token=token, body=body, query=query, headers=headers)
+        return answer.status, answer.headers, answer.body
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from functions import http_api, http_devices
-from infra.local.events import LocalLambdaContext, http_api_event
 from infra.local.push_sink import create_platform_applications, platform_environment
 from shared import constants as c
 from shared.auth_settings import AuthSettings
@@ -27,6 +26,7 @@ from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import HttpApiContext, http_api_context
+from tests.integration.http import call_http_api
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -58,11 +58,8 @@ class Api:
     def call(
         self, method: str, path: str, *, token: str | None = None, body: Any = None
     ) -> tuple[int, dict[str, str], Any]:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        event = http_api_event(method, path, headers=headers, body=body)
-        answer = http_api.handler(event, LocalLambdaContext())
-        raw = answer.get("body") or ""
-        return answer["statusCode"], answer.get("headers", {}), json.loads(raw) if raw else None
+        answer = call_http_api(method, path, token=token or None, body=body)
+        return answer.status, answer.headers, answer.body
 
     def register(self, bearer: str, **body: Any) -> tuple[int, Any]:
         status, _, answer = self.call("POST", "/devices", token=bearer, body=body)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from functions import http_api
-from infra.local.events import LocalLambdaContext, http_api_event
 from shared import constants as c
 from shared.auth_settings import AuthSettings
 from shared.domain.auth import Scope
@@ -19,6 +17,7 @@ from shared.services.jobs import JobRef
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import http_api_context
+from tests.integration.http import call_http_api
 from tests.integration.runner.harness import Stack
 
 if TYPE_CHECKING:
@@ -53,10 +52,8 @@ def call(
     )
 
     def request(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"authorization": f"Bearer {token}"}
-        event = http_api_event(method, path, headers=headers, body=body)
-        answer = http_api.handler(event, LocalLambdaContext())
-        return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else None
+        answer = call_http_api(method, path, token=token, body=body)
+        return answer.status, answer.body
 
     return request
 
