@@ -121,6 +121,8 @@ def replay_events(args: argparse.Namespace) -> int:
                 print(f"   {json.dumps(frame)}")
         for push in result.pushed:
             print(f"-- push that would have reached {push['platform']}: {json.dumps(push)}")
+        for execution in result.started:
+            print(f"-- JobRunner execution started (not run): {json.dumps(execution)}")
     return 0 if all(result.ok for result in results) else 1
 
 

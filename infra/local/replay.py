@@ -8,12 +8,18 @@ Lambda-like context and returns its answer:
 * `${TETHER_TOKEN}`: a fresh user token (tenant `local`, user `dev`, every scope);
 * `${JOB_ID}`: a running demo job of that user; `${DONE_JOB_ID}`: a completed one;
 * `${SCHEDULE_ID}`: a recurring schedule of that user; `${SCHEDULED_JOB_ID}`: a job for later;
-* `${DEVICE_ID}`: an iPhone of that user, registered on the local SNS push applications.
+* `${DEVICE_ID}`: an iPhone of that user, registered on the local SNS push applications;
+* for the JobRunner's task steps: `${QUEUED_JOB_ID}` (not started yet, for Prepare),
+  `${PAUSING_JOB_ID}` (running, pause requested, for AwaitResume) and `${PROCESSED_JOB_ID}`
+  (running, every item processed, for Finalize).
 
 The launcher (EventBridge Scheduler's input, or S3's `Object Created` from the import rule) and
-the cleanup (the hourly rule's `Scheduled Event`) replay the same way. No state machine runs in
-the replay, so launched jobs stay `queued`. What a handler pushed (the Notify task) is read
-back with the local push sink.
+the cleanup (the hourly rule's `Scheduled Event`) replay the same way. The JobRunner's task
+steps receive Step Functions state, not an AWS event, and overlap in shape (ProcessBatch and
+Finalize both take the whole `RunState`): a sample named `runner_<step>.json` goes to that
+step's handler. The JobRunner state machine exists (the shared definition), but its executions
+do not run in a replay: launched jobs stay `queued`, and the executions a handler started are
+listed instead. What a handler pushed (the Notify task) is read back with the local push sink.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from functions import (
     ws_handler,
 )
 from infra.local import moto_patches
+from infra.local import stepfunctions as local_sfn
 from infra.local.events import LocalLambdaContext, handler_caches
 from infra.local.push_sink import PushSink, create_platform_applications, platform_environment
 from shared import constants as c
@@ -51,13 +58,13 @@ from shared.adapters.dynamo_tables import create_tables
 from shared.adapters.scheduler import EventBridgeScheduler
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import SystemClock
-from shared.domain.models import JobRequest, JobSchedule, Platform, ProgressDelta
+from shared.domain.models import JobRecord, JobRequest, JobSchedule, Platform, ProgressDelta
 from shared.domain.push import DeviceRegistration
 from shared.domain.schedules import ScheduleRequest
 from shared.push_wiring import devices
 from shared.schedule_wiring import schedules_api
 from shared.services.auth import mint_dev_token
-from shared.services.jobs import JobRef
+from shared.services.jobs import JobRef, JobService
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import AWS_CONFIG, job_service, load_settings
@@ -75,15 +82,26 @@ class Replayed:
     answer: Any
     posted: dict[str, list[Any]] = field(default_factory=dict)  # frames sent to @connections
     pushed: list[dict[str, Any]] = field(default_factory=list)  # what APNs/FCM would get
+    started: list[dict[str, Any]] = field(default_factory=list)  # JobRunner executions started
 
     @property
     def ok(self) -> bool:
+        if isinstance(self.answer, dict) and "errorType" in self.answer:
+            return False  # the handler raised: Lambda's function error
         status = self.answer.get("statusCode", 200) if isinstance(self.answer, dict) else 200
         return isinstance(status, int) and status < 500
 
 
-def handler_for(event: dict[str, Any]) -> tuple[str, Handler]:
-    """Which Lambda this event is for, by its shape."""
+RUNNER_SAMPLE_PREFIX = "runner_"
+
+
+def handler_for(event: dict[str, Any], file_name: str | None = None) -> tuple[str, Handler]:
+    """Which Lambda this event is for: a `runner_<step>.json` sample by its name, else by shape."""
+    stem = Path(file_name).stem if file_name else ""
+    step = stem.removeprefix(RUNNER_SAMPLE_PREFIX) if stem.startswith(RUNNER_SAMPLE_PREFIX) else ""
+    steps = local_sfn.runner_handlers()
+    if step in steps:
+        return step, steps[step]
     records = event.get("Records") or [{}]
     if event.get("kind") in {"job", "schedule"} or event.get("detail-type") == "Object Created":
         return "launcher", launcher.handler
@@ -134,6 +152,12 @@ def _environment() -> Iterator[_World]:
             )
             for cache in handler_caches():
                 cache.cache_clear()
+            os.environ[c.ENV_STATE_MACHINE_ARN] = local_sfn.deploy_job_runner(
+                lambda_client=boto3.client("lambda"),
+                iam_client=boto3.client("iam"),
+                sfn_client=boto3.client("stepfunctions"),
+                handlers=local_sfn.runner_handlers(),
+            )
             scheduler = boto3.client("scheduler", config=AWS_CONFIG)
             EventBridgeScheduler(
                 scheduler, group=c.DEFAULT_SCHEDULER_GROUP, target_arn="", role_arn=""
@@ -148,12 +172,10 @@ def _environment() -> Iterator[_World]:
 
 def _seed(client: Any) -> dict[str, str]:
     jobs = job_service(TetherSettings(), client=client)
-    running = jobs.create_job(JobRequest(type="demo"), tenant_id=TENANT, owner_id=USER)
-    jobs.start(JobRef(TENANT, running.job_id), total=10)
+    running = _running(jobs, total=10)
     jobs.report_progress(JobRef(TENANT, running.job_id), ProgressDelta(succeeded=3))
-    done = jobs.create_job(JobRequest(type="demo"), tenant_id=TENANT, owner_id=USER)
-    jobs.start(JobRef(TENANT, done.job_id), total=1)
-    jobs.complete(JobRef(TENANT, done.job_id), {"processed": 1})
+    done = _processed(jobs, total=1)
+    jobs.complete(JobRef(TENANT, done.job_id), {"counters": done.counters.model_dump()})
     token = mint_dev_token(
         os.environ[c.ENV_AUTH_HS256_SECRET],
         tenant=TENANT,
@@ -163,13 +185,14 @@ def _seed(client: Any) -> dict[str, str]:
         clock=SystemClock(),
     )
     later = jobs.create_job(
-        JobRequest(
-            type="demo",
-            schedule=JobSchedule(scheduled_for=SystemClock().now() + timedelta(hours=1)),
-        ),
+        _demo(10, schedule=JobSchedule(scheduled_for=SystemClock().now() + timedelta(hours=1))),
         tenant_id=TENANT,
         owner_id=USER,
     )
+    queued = jobs.create_job(_demo(10), tenant_id=TENANT, owner_id=USER)
+    pausing = _running(jobs, total=10)
+    jobs.pause(JobRef(TENANT, pausing.job_id))
+    processed = _processed(jobs, total=2)
     registered = devices(TetherSettings(), client=client).register(
         Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope)),
         DeviceRegistration(platform=Platform.IOS, token=SAMPLE_DEVICE_TOKEN),
@@ -181,7 +204,30 @@ def _seed(client: Any) -> dict[str, str]:
         "SCHEDULED_JOB_ID": later.job_id,
         "SCHEDULE_ID": _seed_schedule(client),
         "DEVICE_ID": registered.device.device_id,
+        "QUEUED_JOB_ID": queued.job_id,
+        "PAUSING_JOB_ID": pausing.job_id,
+        "PROCESSED_JOB_ID": processed.job_id,
     }
+
+
+def _demo(items: int, schedule: JobSchedule | None = None) -> JobRequest:
+    return JobRequest(type="demo", params={"items": items}, schedule=schedule)
+
+
+def _running(jobs: JobService, *, total: int) -> JobRecord:
+    job = jobs.create_job(_demo(total), tenant_id=TENANT, owner_id=USER)
+    return jobs.start(JobRef(TENANT, job.job_id), total=total)
+
+
+def _processed(jobs: JobService, *, total: int) -> JobRecord:
+    """A running job whose every item was processed in one batch (what Finalize then sees)."""
+    job = _running(jobs, total=total)
+    return jobs.commit_batch(
+        JobRef(TENANT, job.job_id),
+        from_cursor=0,
+        to_cursor=total,
+        delta=ProgressDelta(succeeded=total),
+    )
 
 
 def _seed_schedule(client: Any) -> str:
@@ -205,14 +251,16 @@ def replay(paths: list[Path]) -> list[Replayed]:
     for path in paths:
         with _environment() as world:
             event = json.loads(_fill(path.read_text(), world.placeholders))
-            name, handler = handler_for(event)
+            name, handler = handler_for(event, path.name)
             connection = event.get("requestContext", {}).get("connectionId")
             if name == "ws_handler" and event["requestContext"].get("eventType") != "CONNECT":
                 owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
                 world.connections.connect(connection, owner, SystemClock().now())
-            answer = handler(event, LocalLambdaContext(function_name=f"tether-{name}"))
+            answer = _invoke(handler, event, LocalLambdaContext(function_name=f"tether-{name}"))
             pushed = [delivery.summary() for delivery in PushSink().deliveries()]
-            results.append(Replayed(path, name, answer, _posted_frames(), pushed))
+            results.append(
+                Replayed(path, name, answer, _posted_frames(), pushed, _started_executions())
+            )
     return results
 
 
@@ -229,6 +277,25 @@ def _posted_frames() -> dict[str, list[Any]]:
         if frames:
             posted[connection_id] = frames
     return posted
+
+
+def _invoke(handler: Handler, event: dict[str, Any], context: LocalLambdaContext) -> Any:
+    """The handler's answer; an exception as Lambda reports it (and `ok` is then False)."""
+    try:
+        return handler(event, context)
+    except Exception as error:  # any error is the answer, as Lambda reports a function error
+        return {"errorType": type(error).__name__, "errorMessage": str(error)}
+
+
+def _started_executions() -> list[dict[str, Any]]:
+    """The JobRunner executions started during the replay (recorded by moto, never run)."""
+    sfn = boto3.client("stepfunctions")
+    machine = os.environ[c.ENV_STATE_MACHINE_ARN]
+    started = []
+    for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        started.append({"name": execution["name"], "input": json.loads(described["input"])})
+    return started
 
 
 def printable(answer: Any) -> Any:

@@ -1,11 +1,9 @@
 """Every Lambda of the template has a sample event in events/ that `tether replay` routes to it.
 
 The link is the handler itself: a function's `Handler` property (`functions.http_api.handler`)
-names a Python object, and `infra.local.replay.handler_for` picks one for each sample; the
-samples replay green in tests/integration/test_replay_events.py. The JobRunner's task steps
-other than Notify receive Step Functions state, not an AWS event, and `tether replay` has no
-route for them yet: they are listed below, exactly, and run by the state machine tests
-(tests/integration, moto's interpreter) instead.
+names a Python object, and `infra.local.replay.handler_for` picks one for each sample (by the
+event's shape, or by the file's name for the JobRunner's task steps, whose input is Step
+Functions state); the samples replay green in tests/integration/test_replay_events.py.
 """
 
 from __future__ import annotations
@@ -17,19 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.local.replay import handler_for
+from shared.runner.definition import TASK_STEPS
 
 if TYPE_CHECKING:
     from tests.infra.conftest import SynthesizedStack
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
-# Task steps `tether replay` cannot route yet (they need the runner's state, see the docstring).
-NOT_REPLAYABLE = {
-    "functions.runner.prepare",
-    "functions.runner.process",
-    "functions.runner.record_failure",
-    "functions.runner.await_resume",
-    "functions.runner.finalize",
-}
 
 
 def _resolve(handler: str) -> Callable[..., Any]:
@@ -42,7 +33,7 @@ def _resolve(handler: str) -> Callable[..., Any]:
 def _samples_by_handler() -> dict[int, list[str]]:
     samples: dict[int, list[str]] = {}
     for path in sorted(EVENTS_DIR.glob("*.json")):
-        _, handler = handler_for(json.loads(path.read_text()))
+        _, handler = handler_for(json.loads(path.read_text()), path.name)
         samples.setdefault(id(handler), []).append(path.name)
     return samples
 
@@ -58,10 +49,12 @@ def test_every_lambda_in_the_template_has_a_sample_event(dev_stack: SynthesizedS
     # When each function's handler is looked up among the samples' handlers
     missing = {handler for handler in handlers if id(_resolve(handler)) not in samples}
 
-    # Then every function has a sample, except exactly the task steps replay cannot route
+    # Then every one of the twelve functions has a sample, the six JobRunner tasks included
     assert len(handlers) == 12
-    assert missing == NOT_REPLAYABLE
-    assert handlers >= NOT_REPLAYABLE
+    assert {h for h in handlers if h.startswith("functions.runner.")} == {
+        f"functions.runner.{step}" for step in TASK_STEPS
+    }
+    assert missing == set()
 
 
 def test_every_sample_event_is_for_a_lambda_of_the_template(dev_stack: SynthesizedStack) -> None:

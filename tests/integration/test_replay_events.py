@@ -9,6 +9,7 @@ import pytest
 
 from infra.cli import main
 from infra.local.replay import handler_for, replay
+from shared.runner.definition import TASK_STEPS
 
 EVENTS = sorted(Path(__file__).parents[2].joinpath("events").glob("*.json"))
 HTTP_ROUTES = {
@@ -38,7 +39,7 @@ def test_every_handler_and_every_http_route_has_a_sample() -> None:
     routes = set()
     for path in EVENTS:
         event = json.loads(path.read_text())
-        name, _ = handler_for(event)
+        name, _ = handler_for(event, path.name)
         handlers.add(name)
         if name == "http_api":
             raw = (
@@ -54,9 +55,9 @@ def test_every_handler_and_every_http_route_has_a_sample() -> None:
         "authorizer",
         "ws_handler",
         "dispatcher",
-        "notify",
         "launcher",
         "cleanup",
+        *TASK_STEPS,  # the JobRunner's: prepare, process, record_failure, ..., notify
     }
     assert routes == HTTP_ROUTES
 
@@ -98,11 +99,18 @@ def test_websocket_samples_post_the_frames_a_client_expects() -> None:
 
 def test_launcher_and_cleanup_samples_do_their_work() -> None:
     by_name = {p.name: p for p in EVENTS}
-    # A job for later and a schedule's run are launched (queued: no state machine in a replay)
+    # A job for later and a schedule's run are launched: an execution is started for each,
+    # which a replay records but does not run (the job stays queued)
     for name in ("launcher_scheduled_job.json", "launcher_schedule_run.json"):
         (result,) = replay([by_name[name]])
         assert (result.handler, result.answer["launched"]) == ("launcher", True), name
         assert result.answer["status"] == "queued"
+        (started,) = result.started
+        assert started["input"] == {
+            "tenantId": "local",
+            "jobId": result.answer["jobId"],
+            "generation": 0,
+        }
     # An object under imports/local/ becomes a csv_import job of tenant local
     (imported,) = replay([by_name["launcher_s3_import.json"]])
     assert (imported.answer["launched"], imported.answer["tenantId"]) == (True, "local")
@@ -127,3 +135,48 @@ def test_the_notify_sample_pushes_the_finished_job_to_the_seeded_iphone(
     assert push["title"] == "Demo finished"
     assert main(["replay", str(sample)]) == 0
     assert "push that would have reached ios" in capsys.readouterr().out
+
+
+def test_the_job_runner_samples_take_each_task_step_as_the_state_machine_would() -> None:
+    by_name = {p.name: p for p in EVENTS if p.name.startswith("runner_")}
+    results = {result.path.name: result for result in replay(list(by_name.values()))}
+
+    # Prepare starts the queued job under the execution it was given, and says: process
+    prepared = results["runner_prepare.json"].answer
+    assert (prepared["next"], prepared["cursor"]) == ("process", 0)
+    assert prepared["executionArn"].endswith(f"{prepared['jobId']}-g0")
+
+    # ProcessBatch runs the running job's one batch (10 items) and says: finalize, completed
+    processed = results["runner_process.json"].answer
+    assert (processed["next"], processed["outcome"], processed["cursor"]) == (
+        "finalize",
+        "completed",
+        10,
+    )
+    assert processed["executed"] == 1
+
+    # RecordFailure takes a transient error as worth a retry after the job's first backoff
+    failed = results["runner_record_failure.json"].answer
+    assert (failed["next"], failed["waitSeconds"]) == ("retry", 1)
+
+    # AwaitResume parks the job whose pause was requested
+    assert results["runner_await_resume.json"].answer == {"parked": True}
+
+    # Finalize completes the processed job, asks for a push, and its slot goes to the
+    # tenant's waiting job: one execution started
+    finalized = results["runner_finalize.json"]
+    assert finalized.answer["status"] == "completed"
+    assert (finalized.answer["push"], finalized.answer["graceSeconds"]) == (True, 15)
+    assert [execution["name"].endswith("-g0") for execution in finalized.started] == [True]
+
+
+def test_a_handler_error_is_replayed_as_lambda_reports_it(tmp_path: Path) -> None:
+    # Given a Prepare sample for a job that does not exist
+    sample = tmp_path / "runner_prepare.json"
+    sample.write_text(json.dumps({"tenantId": "local", "jobId": "j_missing", "generation": 0}))
+
+    # When it is replayed / Then the answer is Lambda's function error and the replay fails
+    (result,) = replay([sample])
+    assert result.answer["errorType"] == "JobNotFound"
+    assert not result.ok
+    assert main(["replay", str(sample)]) == 1
