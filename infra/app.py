@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.cloud.stack import TetherStack
 from infra.cloud.stage import DeploymentStage
 from infra.cloud.stateful import TetherStatefulStack
+from infra.console import static_files
 from shared.constants import SERVICE_NAME
 
 CDK_JSON: Final = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -106,6 +107,8 @@ def main() -> None:
         print("assets: dependencies layer is a placeholder (tether:bundle=false), not deployable")
     for name, size in sizes.items():
         print(f"{name}: {size / 1_000_000:.1f} MB")
+    console = sum(path.stat().st_size for path in static_files())
+    print(f"web console: {console / 1_000:.0f} KB (copied by CDK's BucketDeployment at deploy)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ function as ARNs only; the function reads them at cold start.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -45,6 +46,12 @@ JWKS_URL_CONTEXT: Final = "tether:jwksUrl"
 ISSUER_CONTEXT: Final = "tether:issuer"
 AUDIENCE_CONTEXT: Final = "tether:audience"
 TENANT_CLAIM_CONTEXT: Final = "tether:tenantClaim"
+# More browser origins allowed to call the API (CORS), comma-separated: a web app of yours.
+CORS_ORIGINS_CONTEXT: Final = "tether:corsOrigins"
+# What a browser may send and read cross-origin: the bearer token and JSON bodies in, the
+# headers the routes answer with (201's Location, 429's Retry-After, 401's challenge) out.
+CORS_ALLOW_HEADERS: Final = ("authorization", "content-type")
+CORS_EXPOSE_HEADERS: Final = ("location", "retry-after", "www-authenticate")
 
 # PLACEHOLDERS, override them with `-c tether:jwksUrl=... -c tether:issuer=...`: they let the
 # app synthesize with no configuration, and a stack deployed with them rejects every user token
@@ -116,6 +123,7 @@ class HttpApi(Construct):
         auth: AuthConfig,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.resume_signing_key = secrets.resume_signing_key
@@ -134,6 +142,7 @@ class HttpApi(Construct):
             description="Tether HTTP API (DESIGN §5)",
             # The stage below replaces the default one, so it can have access logs.
             create_default_stage=False,
+            cors_preflight=_cors(cors_origins),
         )
         # `$default` catches every method and path: the handler's resolver routes. No API
         # Gateway authorizer, on purpose: the handler authenticates with the shared
@@ -235,6 +244,30 @@ class HttpApi(Construct):
             c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
             c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
         }
+
+
+def cors_origins_from_context(scope: Construct) -> list[str]:
+    """The extra origins of `-c tether:corsOrigins=https://app.example.com,https://...`."""
+    value = scope.node.try_get_context(CORS_ORIGINS_CONTEXT)
+    return [origin.strip() for origin in str(value or "").split(",") if origin.strip()]
+
+
+def _cors(origins: Sequence[str]) -> apigwv2.CorsPreflightOptions | None:
+    """API Gateway answers preflights and adds the CORS headers itself (no OPTIONS route, and no
+    credentials mode: the token travels in `Authorization`, never in a cookie)."""
+    if not origins:
+        return None
+    return apigwv2.CorsPreflightOptions(
+        allow_origins=list(origins),
+        allow_methods=[
+            apigwv2.CorsHttpMethod.GET,
+            apigwv2.CorsHttpMethod.POST,
+            apigwv2.CorsHttpMethod.DELETE,
+        ],
+        allow_headers=list(CORS_ALLOW_HEADERS),
+        expose_headers=list(CORS_EXPOSE_HEADERS),
+        max_age=Duration.hours(1),
+    )
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)

@@ -1,16 +1,17 @@
 """`TetherStack`: the stateless stack of a Tether deployment (code, APIs, workflow, rules).
 
 Thin on purpose: it composes one construct per capability (Lambda packaging, the HTTP API, the
-WebSocket API, the job runner, schedules, push, observability) on top of the data of a
-`TetherStatefulStack` (tables, import bucket, secrets), and publishes what an operator needs
-after a deploy as outputs. Capability logic lives in the constructs. Everything here can be
+WebSocket API, the job runner, schedules, push, observability, the web console) on top of the
+data of a `TetherStatefulStack` (tables, import bucket, secrets), and publishes what an operator
+needs after a deploy as outputs. Capability logic lives in the constructs. Everything here can be
 destroyed and redeployed without losing data.
 """
 
 from aws_cdk import CrossStackReferences, ReferenceStrength, Stack
 from constructs import Construct
 
-from infra.cloud.http_api import AuthConfig, HttpApi
+from infra.cloud.console import WebConsole
+from infra.cloud.http_api import AuthConfig, HttpApi, cors_origins_from_context
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.observability import Observability
 from infra.cloud.packaging import LambdaPackaging
@@ -49,6 +50,8 @@ class TetherStack(Stack):
         # One code asset and one dependencies layer, shared by every function of the stack.
         self.packaging = LambdaPackaging(self, "Packaging")
         auth = AuthConfig.from_context(self)
+        # The console's distribution comes first: the API allows its origin (CORS).
+        self.console = WebConsole(self, "Console")
         self.http_api = HttpApi(
             self,
             "HttpApi",
@@ -58,6 +61,7 @@ class TetherStack(Stack):
             auth=auth,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
+            cors_origins=[self.console.origin, *cors_origins_from_context(self)],
         )
         self.websocket_api = WebSocketApi(
             self,
@@ -67,6 +71,12 @@ class TetherStack(Stack):
             packaging=self.packaging,
             secrets=self.secrets,
             auth=auth,
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )
+        self.console.publish(
+            http_url=self.http_api.url,
+            ws_url=self.websocket_api.url,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
         )

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from infra.console import STATIC_DIR
+from infra.console import CONFIG_FILE, STATIC_DIR, content_security_policy
 from shared.api.problems import PROBLEM_CONTENT_TYPE, problem
 
 PREFIX: Final = "/console"
@@ -36,10 +36,7 @@ SAMPLE_ROWS_DEFAULT: Final = 200
 SAMPLE_ROWS_MAX: Final = 100_000
 # The page loads only its own files; the API and the WebSocket may live elsewhere when the
 # folder is deployed beside a cloud stack (config.json), hence connect-src.
-CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'self'; connect-src 'self' http: https: ws: wss:; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY: Final = content_security_policy("http: https: ws: wss:")
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def console_routes(helpers: ConsoleHelpers) -> Sequence[web.RouteDef]:
     return [
         web.get(PREFIX, _redirect),
         web.get(PREFIX + "/", _index),
-        web.get(PREFIX + "/config.json", _config),
+        web.get(f"{PREFIX}/{CONFIG_FILE}", _config),
         web.get(PREFIX + "/dev-token", _local_only(lambda _: {"token": helpers.dev_token()})),
         web.get(PREFIX + "/push-sink", _local_only(lambda _: {"deliveries": helpers.deliveries()})),
         web.post(PREFIX + "/sample-csv", _local_only(lambda r: _sample(r, helpers))),

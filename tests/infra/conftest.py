@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import CfnElement, Stack
 from aws_cdk.assertions import Template
+from constructs import IConstruct
 
 from infra.app import TetherApp, build_app
 from infra.cloud.packaging import BUNDLE_CONTEXT_KEY
@@ -43,6 +45,25 @@ class SynthesizedStack:
             logical_id: dict(resource)
             for logical_id, resource in self.template.find_resources(resource_type).items()
         }
+
+    def tether_functions(self) -> dict[str, dict[str, Any]]:
+        """Tether's own Lambda functions (handlers in `functions/`): every function but the
+        one aws-cdk-lib adds to copy the web console into its bucket during a deploy."""
+        functions = self.resources("AWS::Lambda::Function")
+        ours = {
+            logical_id: function
+            for logical_id, function in functions.items()
+            if function["Properties"]["Handler"].startswith("functions.")
+        }
+        cdk_made = set(functions) - set(ours)
+        assert [name.startswith("CustomCDKBucketDeployment") for name in cdk_made] == [True]
+        return ours
+
+    def logical_id_of_construct(self, construct: IConstruct) -> str:
+        """The logical id of an L2 construct's CloudFormation resource (its default child)."""
+        child = construct.node.default_child
+        assert isinstance(child, CfnElement), construct.node.path
+        return Stack.of(child).get_logical_id(child)
 
     def logical_id_of(self, token: str) -> str:
         """The logical id a `{"Ref": ...}` token (e.g. `table.table_name`) points at."""

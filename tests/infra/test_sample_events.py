@@ -41,8 +41,7 @@ def _samples_by_handler() -> dict[int, list[str]]:
 def test_every_lambda_in_the_template_has_a_sample_event(dev_stack: SynthesizedStack) -> None:
     # Given every function of the template and the handler each sample event is routed to
     handlers = {
-        function["Properties"]["Handler"]
-        for function in dev_stack.resources("AWS::Lambda::Function").values()
+        function["Properties"]["Handler"] for function in dev_stack.tether_functions().values()
     }
     samples = _samples_by_handler()
 
@@ -61,7 +60,7 @@ def test_every_sample_event_is_for_a_lambda_of_the_template(dev_stack: Synthesiz
     # Given the handlers of the template's functions
     deployed = {
         id(_resolve(function["Properties"]["Handler"]))
-        for function in dev_stack.resources("AWS::Lambda::Function").values()
+        for function in dev_stack.tether_functions().values()
     }
 
     # When the samples are routed / Then each reaches a function that is deployed

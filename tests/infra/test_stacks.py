@@ -1,7 +1,8 @@
 """CDK tests of the app's split into a stateful and a stateless stack.
 
 Data (tables, the import bucket, the signing secrets) lives in `Tether-{stage}-data`; code,
-APIs, the state machine and rules in `Tether-{stage}`. References go from the stateless stack
+APIs, the state machine, rules and the web console (a bucket of files rebuilt from this
+repository by every deploy, no data) in `Tether-{stage}`. References go from the stateless stack
 to the stateful one only, as strong references (exports and `Fn::ImportValue`).
 """
 
@@ -33,9 +34,11 @@ def test_data_lives_in_the_stateful_stack_only(
     stateless_types = {r["Type"] for r in stack.stateless.to_json()["Resources"].values()}
 
     # Then every stateful resource is in the data stack, which holds nothing else, and the
-    # stateless stack holds none of them
+    # stateless stack holds none of them but the console's bucket (and its policy)
     assert stateful_types == STATEFUL_TYPES
-    assert not stateless_types & STATEFUL_TYPES
+    assert stateless_types & STATEFUL_TYPES == {"AWS::S3::Bucket", "AWS::S3::BucketPolicy"}
+    buckets = stack.stateless.find_resources("AWS::S3::Bucket")
+    assert list(buckets) == [stack.logical_id_of_construct(stack.built.stack.console.bucket)]
     assert "AWS::Lambda::Function" in stateless_types
     assert "AWS::StepFunctions::StateMachine" in stateless_types
     assert stack.built.stateful.stack_name == f"Tether-{stage}-data"
