@@ -97,7 +97,8 @@ CDK_CONTEXT = -c stage=$(STAGE) \
 	$(if $(TENANT_CLAIM),-c tether:tenantClaim=$(TENANT_CLAIM)) \
 	$(if $(APNS_ARN),-c tether:apnsArn=$(APNS_ARN)) \
 	$(if $(APNS_SANDBOX_ARN),-c tether:apnsSandboxArn=$(APNS_SANDBOX_ARN)) \
-	$(if $(FCM_ARN),-c tether:fcmArn=$(FCM_ARN))
+	$(if $(FCM_ARN),-c tether:fcmArn=$(FCM_ARN)) \
+	$(if $(CORS_ORIGINS),-c tether:corsOrigins=$(CORS_ORIGINS))
 
 ## Deploy both stacks of STAGE (dev|prod) to the account of your AWS profile; outputs land in
 ## cdk.out/outputs-$(STAGE).json. Needs `cdk bootstrap` once per account and region.
