@@ -53,7 +53,11 @@ def dev(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     options = StackOptions(
-        host=args.host, http_port=args.port, aws_port=args.aws_port, fresh=args.fresh
+        host=args.host,
+        http_port=args.port,
+        aws_port=args.aws_port,
+        fresh=args.fresh,
+        cors_origins=tuple(args.cors_origin or ()),
     )
     stack = LocalStack(Path(args.state_dir), options)
     stop = threading.Event()
@@ -141,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dev_parser.add_argument(
         "--fresh", action="store_true", help="start empty, forgetting the saved tables"
+    )
+    dev_parser.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let a page at ORIGIN (e.g. http://localhost:5173) call the HTTP API; repeatable",
     )
     dev_parser.add_argument("--once", action="store_true", help="start, print, stop (a check)")
     dev_parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="local state")

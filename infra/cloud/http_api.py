@@ -30,6 +30,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra import cors
 from infra.cloud.lambda_function import acknowledge_index_access, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.secrets import Secrets
@@ -48,10 +49,6 @@ AUDIENCE_CONTEXT: Final = "tether:audience"
 TENANT_CLAIM_CONTEXT: Final = "tether:tenantClaim"
 # More browser origins allowed to call the API (CORS), comma-separated: a web app of yours.
 CORS_ORIGINS_CONTEXT: Final = "tether:corsOrigins"
-# What a browser may send and read cross-origin: the bearer token and JSON bodies in, the
-# headers the routes answer with (201's Location, 429's Retry-After, 401's challenge) out.
-CORS_ALLOW_HEADERS: Final = ("authorization", "content-type")
-CORS_EXPOSE_HEADERS: Final = ("location", "retry-after", "www-authenticate")
 
 # PLACEHOLDERS, override them with `-c tether:jwksUrl=... -c tether:issuer=...`: they let the
 # app synthesize with no configuration, and a stack deployed with them rejects every user token
@@ -253,20 +250,16 @@ def cors_origins_from_context(scope: Construct) -> list[str]:
 
 
 def _cors(origins: Sequence[str]) -> apigwv2.CorsPreflightOptions | None:
-    """API Gateway answers preflights and adds the CORS headers itself (no OPTIONS route, and no
-    credentials mode: the token travels in `Authorization`, never in a cookie)."""
+    """`infra.cors`'s policy for API Gateway, which answers preflights and adds the headers
+    itself (no OPTIONS route; the local gateway does the same with `CorsPolicy`)."""
     if not origins:
         return None
     return apigwv2.CorsPreflightOptions(
         allow_origins=list(origins),
-        allow_methods=[
-            apigwv2.CorsHttpMethod.GET,
-            apigwv2.CorsHttpMethod.POST,
-            apigwv2.CorsHttpMethod.DELETE,
-        ],
-        allow_headers=list(CORS_ALLOW_HEADERS),
-        expose_headers=list(CORS_EXPOSE_HEADERS),
-        max_age=Duration.hours(1),
+        allow_methods=[apigwv2.CorsHttpMethod(method) for method in cors.ALLOW_METHODS],
+        allow_headers=list(cors.ALLOW_HEADERS),
+        expose_headers=list(cors.EXPOSE_HEADERS),
+        max_age=Duration.seconds(cors.MAX_AGE_SECONDS),
     )
 
 

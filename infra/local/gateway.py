@@ -34,6 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aws_lambda_powertools import Logger
 from multidict import CIMultiDictProxy
 
+from infra.cors import CorsPolicy
 from infra.local.events import LocalLambdaContext, http_api_event, websocket_event
 from shared.domain.actions import Ack, Cancel, Ping, Subscribe, Unsubscribe
 
@@ -102,8 +103,10 @@ class Gateway:
         stage: str = "local",
         limits: GatewayLimits | None = None,
         routes: Sequence[web.RouteDef] = (),
+        cors: CorsPolicy | None = None,
     ) -> None:
         self._handlers = handlers
+        self._cors = cors  # None: same-origin callers only, as an API without CORS
         self._executor = executor
         self._stage = stage
         self._limits = limits or GatewayLimits()
@@ -127,6 +130,13 @@ class Gateway:
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        origin = request.headers.get("Origin")
+        requested = request.headers.get("Access-Control-Request-Method")
+        if self._cors is not None and request.method == "OPTIONS" and requested is not None:
+            # A preflight: API Gateway answers it itself, the function never sees it.
+            return web.Response(
+                status=HTTPStatus.NO_CONTENT, headers=self._cors.preflight(origin, requested)
+            )
         raw = await request.read()
         body: str | None = None
         encoded = False
@@ -148,6 +158,8 @@ class Gateway:
         event["isBase64Encoded"] = encoded
         answer = await self._run(self._handlers.http, event, "http-api")
         response = _http_response(answer)
+        if self._cors is not None:
+            response.headers.update(self._cors.response(origin))
         logger.info(
             "http request",
             extra={

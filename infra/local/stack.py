@@ -39,6 +39,7 @@ from aiohttp import web
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
+from infra.cors import CorsPolicy
 from infra.local import moto_patches, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
@@ -113,6 +114,9 @@ class StackOptions:
     poller: PollerOptions = field(default_factory=PollerOptions)
     limits: GatewayLimits = field(default_factory=GatewayLimits)
     workers: int = 32  # handler threads, as Lambda's concurrency
+    # Browser origins allowed to call the HTTP API (CORS, as `tether:corsOrigins` in the cloud):
+    # e.g. the console or a web app served from another port.
+    cors_origins: tuple[str, ...] = ()
 
 
 class LocalStack:
@@ -243,6 +247,7 @@ class LocalStack:
             self._executor,
             limits=self.options.limits,
             routes=console_routes(self._console_helpers()),
+            cors=CorsPolicy(self.options.cors_origins) if self.options.cors_origins else None,
         )
         self._runner = web.AppRunner(self.gateway.app, handle_signals=False, access_log=None)
         self._call(self._runner.setup())

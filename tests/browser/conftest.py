@@ -32,7 +32,7 @@ WAIT_SECONDS: Final = 30.0
 pytestmark = pytest.mark.browser
 
 
-def _require_chromium() -> None:
+def require_chromium() -> None:
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
     reason = "Debian's chromium and chromium-driver are not installed: run `make browser-deps`"
@@ -43,7 +43,7 @@ def _require_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    _require_chromium()
+    require_chromium()
     state: Path = tmp_path_factory.mktemp("tether-console")
     with running_stack(state) as stack:
         yield stack

@@ -17,9 +17,15 @@ E2E_ENVIRONMENT = {c.ENV_BATCH_SIZE: "20", c.ENV_PROGRESS_MIN_INTERVAL_MS: "0"}
 
 
 @contextlib.contextmanager
-def running_stack(state: Path) -> Iterator[LocalStack]:
+def running_stack(state: Path, cors_origins: tuple[str, ...] = ()) -> Iterator[LocalStack]:
     """A fresh stack on free ports over `state`, not persisted, stopped whatever happens."""
-    options = StackOptions(fresh=True, persist=False, wait_scale=0.0, environment=E2E_ENVIRONMENT)
+    options = StackOptions(
+        fresh=True,
+        persist=False,
+        wait_scale=0.0,
+        environment=E2E_ENVIRONMENT,
+        cors_origins=cors_origins,
+    )
     stack = LocalStack(state, options)
     stack.start()
     try:
