@@ -34,8 +34,9 @@ PREFIX: Final = "/console"
 SAMPLE_BUCKET: Final = "tether-console-samples"
 SAMPLE_ROWS_DEFAULT: Final = 200
 SAMPLE_ROWS_MAX: Final = 100_000
-# The page loads only its own files; the API and the WebSocket may live elsewhere when the
-# folder is deployed beside a cloud stack (config.json), hence connect-src.
+# The page loads only its own files. Locally it talks to this gateway, on whatever host and
+# port `tether dev` listens (http: and ws:, which 'self' does not cover for WebSockets everywhere);
+# the cloud's CSP (`infra.cloud.console`) names the region's execute-api instead.
 CONTENT_SECURITY_POLICY: Final = content_security_policy("http: https: ws: wss:")
 
 

@@ -172,8 +172,7 @@ def _environment() -> Iterator[_World]:
 
 def _seed(client: Any) -> dict[str, str]:
     jobs = job_service(TetherSettings(), client=client)
-    running = _running(jobs, total=10)
-    jobs.report_progress(JobRef(TENANT, running.job_id), ProgressDelta(succeeded=3))
+    running = _running(jobs, total=10, processed=3)
     done = _processed(jobs, total=1)
     jobs.complete(JobRef(TENANT, done.job_id), {"counters": done.counters.model_dump()})
     token = mint_dev_token(
@@ -214,20 +213,20 @@ def _demo(items: int, schedule: JobSchedule | None = None) -> JobRequest:
     return JobRequest(type="demo", params={"items": items}, schedule=schedule)
 
 
-def _running(jobs: JobService, *, total: int) -> JobRecord:
+def _running(jobs: JobService, *, total: int, processed: int = 0) -> JobRecord:
+    """A started demo job whose first `processed` items were committed in one batch."""
     job = jobs.create_job(_demo(total), tenant_id=TENANT, owner_id=USER)
-    return jobs.start(JobRef(TENANT, job.job_id), total=total)
+    ref = JobRef(TENANT, job.job_id)
+    job = jobs.start(ref, total=total)
+    if not processed:
+        return job
+    delta = ProgressDelta(succeeded=processed)
+    return jobs.commit_batch(ref, from_cursor=0, to_cursor=processed, delta=delta, current=job)
 
 
 def _processed(jobs: JobService, *, total: int) -> JobRecord:
-    """A running job whose every item was processed in one batch (what Finalize then sees)."""
-    job = _running(jobs, total=total)
-    return jobs.commit_batch(
-        JobRef(TENANT, job.job_id),
-        from_cursor=0,
-        to_cursor=total,
-        delta=ProgressDelta(succeeded=total),
-    )
+    """A running job whose every item was processed (what Finalize then sees)."""
+    return _running(jobs, total=total, processed=total)
 
 
 def _seed_schedule(client: Any) -> str:

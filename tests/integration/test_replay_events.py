@@ -146,7 +146,7 @@ def test_the_job_runner_samples_take_each_task_step_as_the_state_machine_would()
     assert (prepared["next"], prepared["cursor"]) == ("process", 0)
     assert prepared["executionArn"].endswith(f"{prepared['jobId']}-g0")
 
-    # ProcessBatch runs the running job's one batch (10 items) and says: finalize, completed
+    # ProcessBatch runs the running job's last batch (items 3 to 9) and says: finalize, completed
     processed = results["runner_process.json"].answer
     assert (processed["next"], processed["outcome"], processed["cursor"]) == (
         "finalize",
