@@ -32,7 +32,7 @@ dev: $(VENV)/.installed
 	$(VENV)/bin/tether dev
 
 ## Set up and run every check: lint, types, unit, integration, infra and browser tests.
-test: $(VENV)/.installed browser-deps lint typecheck
+test: install browser-deps lint typecheck
 	$(PY) -m pytest -n 2 --dist load
 
 lint: $(VENV)/.installed
