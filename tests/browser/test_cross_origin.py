@@ -28,6 +28,7 @@ from infra.local.stack import LocalStack
 from tests.browser.conftest import require_chromium, screenshot, wait_until
 from tests.browser.pages import CONNECTION, card, counters, start_demo, wait_status
 from tests.e2e.stacks import running_stack
+from tests.e2e.wire import mint
 
 pytestmark = pytest.mark.browser
 
@@ -72,13 +73,6 @@ def console_stack(
         yield stack
 
 
-def _dev_token(stack: LocalStack) -> str:
-    assert stack.urls is not None
-    with urllib.request.urlopen(f"{stack.urls.http_url}/console/dev-token") as answer:  # noqa: S310
-        token: str = json.loads(answer.read())["token"]
-    return token
-
-
 def _request(url: str, method: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
     request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
     with urllib.request.urlopen(request) as answer:  # noqa: S310
@@ -101,7 +95,7 @@ def test_the_console_from_another_origin_runs_a_demo_job_to_the_end(
         document.getElementById('token').value = arguments[0];
         document.querySelector('form button[type=submit]').click();
         """,
-        _dev_token(console_stack),
+        mint(console_stack),
     )
     wait_until(browser, f"{CONNECTION}.dataset.state === 'live'")
     job_id = start_demo(browser, items=60, delay_ms=5)
@@ -139,7 +133,7 @@ def test_the_gateway_answers_preflights_and_marks_answers_for_allowed_origins_on
     status, headers = _request(jobs, "OPTIONS", {"Origin": "https://evil.example", **preflight})
     assert status == 204
     assert "Access-Control-Allow-Origin" not in headers
-    bearer = {"Authorization": f"Bearer {_dev_token(console_stack)}"}
+    bearer = {"Authorization": f"Bearer {mint(console_stack)}"}
     _, headers = _request(jobs, "GET", {"Origin": "https://evil.example", **bearer})
     assert "Access-Control-Allow-Origin" not in headers
 
