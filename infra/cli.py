@@ -17,12 +17,16 @@ import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.client.commands import add_client_commands
 from infra.local.secrets import DEFAULT_STATE_DIR, LocalSecrets, local_secrets
 from shared.domain.auth import Scope
 from shared.domain.clock import SystemClock
 from shared.services.auth import mint_dev_token
+
+if TYPE_CHECKING:
+    from infra.local.stack import LocalStack
 
 DEFAULT_PORT = 8787
 
@@ -77,13 +81,7 @@ def dev(args: argparse.Namespace) -> int:
         ready = time.perf_counter() - started
         assert stack.secrets is not None
         dev_token = _dev_token(stack.secrets, "local", "dev", [s.value for s in Scope], 12 * 3600)
-        kept = (
-            f"{stack.restored.items} items restored from {stack.restored.path}, "
-            f"{stack.recovered.jobs_relaunched} unfinished jobs relaunched, "
-            f"{stack.recovered.schedules_restored} schedules restored"
-            if stack.restored
-            else "empty tables"
-        )
+        kept = _restart_summary(stack) if stack.state_report.found_tables else "empty tables"
         print(
             f"""
 Tether is running locally (ready in {ready:.1f} s; {kept}).
@@ -110,6 +108,25 @@ Ctrl-C stops (the tables are saved; `--fresh` starts empty).""",
     saved = f"{stack.saved.items} items saved to {stack.saved.path}" if stack.saved else "nothing"
     print(f"stopped; {saved}", flush=True)
     return 0
+
+
+def _restart_summary(stack: LocalStack) -> str:
+    report, recovered = stack.state_report, stack.recovered
+    restored = report.restored
+    replayed = report.replayed.records if report.replayed else 0
+    parts = [
+        f"{restored.items} items restored from {restored.path}" if restored else "no snapshot",
+        f"{replayed} journal records replayed",
+        f"{recovered.jobs_relaunched} unfinished jobs relaunched",
+        f"{recovered.schedules_restored} schedules restored",
+    ]
+    if report.unclean_stop:
+        parts.append("the last run did not stop cleanly")
+    if recovered.epochs_started:
+        parts.append(f"{recovered.epochs_started} jobs given a new epoch")
+    if recovered.items_skipped:
+        parts.append(f"{recovered.items_skipped} unreadable items skipped (see the log)")
+    return ", ".join(parts)
 
 
 def replay_events(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 The local stack's AWS: one HTTP endpoint that boto3 clients (handlers, CLI, tests) reach with
 `AWS_ENDPOINT_URL`. Requests are handled one at a time, as DynamoDB applies each atomically
-(see `moto_patches`).
+(see `moto_patches`), and, when the stack journals its writes (`journal`), each is answered
+only once what it saw or wrote is on disk.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -24,7 +25,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.local import moto_patches
+from infra.local import journal, moto_patches
 from shared.adapters.dynamo_tables import create_tables
 from shared.wiring import AWS_CONFIG
 
@@ -56,7 +57,12 @@ class _SerializedApp:
             return list(self._app(environ, start_response))
         with moto_patches.request_lock():
             # Materialise the body inside the lock: moto builds it lazily.
-            return list(self._app(environ, start_response))
+            body = list(self._app(environ, start_response))
+            seen = journal.durable_position()
+        # Outside the lock (other requests go on; one sync serves them all): nothing leaves
+        # this endpoint before the writes it reflects are on disk.
+        journal.wait_durable(seen)
+        return body
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -129,19 +135,44 @@ class LocalAws:
         """Every item of a table, in DynamoDB JSON, read in process (a Scan over HTTP is ~10x
         slower); under the request lock, so no write is half seen."""
         with moto_patches.request_lock():
-            backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][LOCAL_REGION]
             items: list[dict[str, Any]] = [
-                item.to_json()["Attributes"] for item in backend.get_table(table).all_items()
+                item.to_json()["Attributes"]
+                for item in self._backend().get_table(table).all_items()
             ]
             return items
 
-    def put_table_items(self, table: str, items: list[dict[str, Any]]) -> None:
-        """Write items (DynamoDB JSON) in process, as unconditional puts."""
+    def put_table_items(
+        self, table: str, items: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Write items (DynamoDB JSON) in process, as unconditional puts; those moto refused
+        (a malformed item: no key, a value that is no attribute value), each with why."""
+        refused: list[tuple[dict[str, Any], str]] = []
         with moto_patches.request_lock():
-            backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][LOCAL_REGION]
-            target = backend.get_table(table)
+            target = self._backend().get_table(table)
             for item in items:
-                target.put_item(item)
+                try:
+                    target.put_item(item)
+                except Exception as error:  # moto raises anything on bad input
+                    refused.append((item, f"{type(error).__name__}: {error}"[:300]))
+        return refused
+
+    def put_item(self, table: str, item: dict[str, Any]) -> None:
+        """One unconditional put in process, journaled as any write through the endpoint."""
+        with moto_patches.request_lock():
+            self._backend().put_item(table, item)
+
+    def apply_change(self, table: str, key: dict[str, Any], image: dict[str, Any] | None) -> None:
+        """Put `image` (or delete `key` when None) in process, as a journal replay does."""
+        with moto_patches.request_lock():
+            backend = self._backend()
+            target = backend.get_table(table)
+            if image is not None:
+                target.put_item(image)
+            else:
+                target.delete_item(*backend.get_keys_value(target, key))
+
+    def _backend(self) -> DynamoDBBackend:
+        return dynamodb_backends[DEFAULT_ACCOUNT_ID][LOCAL_REGION]
 
     def dynamodb(self) -> DynamoDBClient:
         return boto3.client(

@@ -1,7 +1,8 @@
 """The local stack: all of Tether in one process, no Docker, no AWS account (DESIGN §10).
 
 `LocalStack(state_dir).start()` brings up, in order: moto in server mode (`LocalAws`) with the
-tables from the shared specs, their items restored from the last run (`snapshot`), and moto's
+tables from the shared specs, their items restored from the last run (`persistence`: the
+snapshot, then the write journal of everything after it), and moto's
 Step Functions interpreter running the shared JobRunner definition with every task calling the
 real handler in process (`stepfunctions`); the gateway (`gateway`: HTTP API, WebSocket API,
 `@connections`, and the web console at `/console/`: `console`) on one localhost port; then the
@@ -11,7 +12,7 @@ the ticker (`ticker`: due schedules through the launcher, the hourly cleanup), t
 snapshot, and any given to the constructor;
 started in that order, stopped in reverse. It returns the URLs and writes them to
 `<state_dir>/dev.json`, which `tether` commands read to find the stack. `stop()` undoes it all
-and saves the tables.
+and saves the tables; a stop that never ran (SIGKILL) loses nothing either (`persistence`).
 
 The handlers read their settings from the environment, exactly as in Lambda, so the stack sets
 it for this process while it runs: one stack per process (tests: one per module).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -40,7 +42,7 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 
 from infra.cors import CorsPolicy
-from infra.local import moto_patches, recovery, snapshot
+from infra.local import moto_patches, persistence, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
 from infra.local.console import ConsoleHelpers, SampleObject, console_routes, put_sample_csv
@@ -139,6 +141,8 @@ class LocalStack:
         self.push_sink = PushSinkService()  # what would have reached APNs/FCM
         self.gateway: Gateway | None = None
         self.restored: snapshot.SnapshotReport | None = None
+        self.state_report = persistence.StateReport()
+        self.state: persistence.LocalState | None = None
         self.saved: snapshot.SnapshotReport | None = None
         self.recovered = recovery.Recovered()  # after a restart: what was rebuilt
         self._saved_environ: dict[str, str] | None = None
@@ -199,25 +203,26 @@ class LocalStack:
         os.environ["MOTO_PORT"] = endpoint.rsplit(":", 1)[1]
         self.aws.configure(dict(local_sfn.MOTO_CONFIG))
         self.tables = self.aws.create_tables(TABLE_PREFIX)
+        self.state = persistence.LocalState(self.state_dir, self.aws, self.tables)
         if self.options.fresh:
-            self.snapshot_path.unlink(missing_ok=True)
-        else:
-            self.restored = snapshot.restore(
-                self.aws.put_table_items, self.tables, self.snapshot_path
-            )
+            self.state.forget()
+        self.state_report = self.state.open(journal_writes=self.options.persist)
+        self.restored = self.state_report.restored
         self.secrets = local_secrets(self.state_dir)
         urls = self._start_gateway(endpoint)
         self._configure_handlers(urls)
         self._start_services()
-        if self.restored is not None:
+        if self.state_report.found_tables:
             self.recovered = self._recover()
         self.urls = urls
         self._write_dev_file(urls)
+        replayed = self.state_report.replayed
         logger.info(
             "local stack ready",
             extra={
                 **urls.to_json(),
                 "restoredItems": self.restored.items if self.restored else 0,
+                "journalRecords": replayed.records if replayed else 0,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
@@ -370,17 +375,24 @@ class LocalStack:
     def _recover(self) -> recovery.Recovered:
         from functions import runner
 
-        recovered = recovery.recover(
-            self.aws.dynamodb(),
+        found = recovery.recover(
+            self.aws.table_items,
             self.tables,
             runner=runner.context().runner,
             scheduler=scheduler_gateway(load_settings()),
+        )
+        recovered = dataclasses.replace(
+            found,
+            items_skipped=found.items_skipped + len(self.state_report.skipped),
+            epochs_started=self.state_report.epochs_started,
         )
         logger.info(
             "executions and schedules rebuilt",
             extra={
                 "jobsRelaunched": recovered.jobs_relaunched,
                 "schedulesRestored": recovered.schedules_restored,
+                "itemsSkipped": recovered.items_skipped,
+                "epochsStarted": recovered.epochs_started,
             },
         )
         return recovered
@@ -425,6 +437,9 @@ class LocalStack:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self.aws.stop()
+        if self.state is not None:  # after the last write moto could take
+            self.state.close()
+            self.state = None
         self.urls = None
         if self._configured:
             cold_start(warm=False)
@@ -439,7 +454,8 @@ class LocalStack:
                 _running = None
 
     def _save(self) -> None:
-        self.saved = snapshot.dump(self.aws.table_items, self.tables, self.snapshot_path)
+        assert self.state is not None
+        self.saved = self.state.save()
         logger.info(
             "tables saved",
             extra={"items": self.saved.items, "seconds": round(self.saved.seconds, 2)},
