@@ -3,7 +3,8 @@
 Recovery follows the contract exactly: register the subscription first (so nothing published
 from now on is missed live), then replay every message after the client's position (its
 `since`, or its stored delivery cursor) packed into `batch` frames, or, when the log cannot
-fill the gap (expired, too far behind, another epoch), answer `resync` with the job's state.
+fill the gap (expired, too far behind, another epoch, or `since` ahead of the log's head: the
+server lost history the client saw), answer `resync` with the job's state.
 The `subscribed` reply always says which of the two happened.
 
 Each use case returns the frames to send, in order; the handler posts them.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
@@ -51,7 +52,7 @@ class ConnectionGone(TetherError):
 
 
 class PositionAhead(TetherError):
-    """A client claims a seq the log has not reached: its state is not ours to trust."""
+    """A client acks a seq the log has not reached: its state is not ours to trust."""
 
     code = "seq_ahead"
     title = "Seq ahead of the log"
@@ -118,11 +119,13 @@ class WebSocketSession:
         principal.authorize(Scope.JOBS_READ, action.job_id)
         ref = JobRef(principal.tenant_id, action.job_id)
         job = self.jobs.get(ref)  # 404 before registering anything
-        same_generation = action.epoch is None or action.epoch == job.epoch
-        if action.since is not None and same_generation and action.since > job.seq:
-            raise PositionAhead(action.job_id, action.since, job.seq)
         now = self.clock.now()
         self.connections.subscribe(connection, action.job_id, now)
+        same_generation = action.epoch is None or action.epoch == job.epoch
+        if action.since is not None and same_generation and action.since > job.seq:
+            # The client saw seqs this log does not hold: the server lost history (e.g. a
+            # restore). Nothing after `since` can be replayed; the state is the truth now.
+            return self._resync(action.job_id, job.state().model_dump(mode="json"), now)
         since, epoch = action.since, action.epoch
         if since is None:
             cursor = self.connections.cursor(principal.tenant_id, principal.subject, action.job_id)
@@ -130,16 +133,7 @@ class WebSocketSession:
         try:
             log = self.jobs.replay(ref, since, epoch=epoch)
         except MessagesExpired as expired:
-            snapshot = expired.snapshot or {}
-            reply = SubscribedData(
-                job_id=action.job_id,
-                seq=int(snapshot.get("seq", 0)),
-                epoch=str(snapshot.get("epoch", "")),
-                recovered=False,
-                replayed=0,
-            )
-            resync = Envelope(type=MessageType.RESYNC, job_id=action.job_id, ts=now, data=snapshot)
-            return [self._subscribed(reply, now), resync]
+            return self._resync(action.job_id, expired.snapshot or {}, now)
         reply = SubscribedData(
             job_id=action.job_id,
             seq=log.seq,
@@ -148,6 +142,18 @@ class WebSocketSession:
             replayed=len(log.messages),
         )
         return [self._subscribed(reply, now), *pack_batches(action.job_id, log.messages, now)]
+
+    def _resync(self, job_id: str, snapshot: dict[str, Any], now: datetime) -> list[Envelope]:
+        """`subscribed` with `recovered: false`, then the state to adopt instead of a replay."""
+        reply = SubscribedData(
+            job_id=job_id,
+            seq=int(snapshot.get("seq", 0)),
+            epoch=str(snapshot.get("epoch", "")),
+            recovered=False,
+            replayed=0,
+        )
+        resync = Envelope(type=MessageType.RESYNC, job_id=job_id, ts=now, data=snapshot)
+        return [self._subscribed(reply, now), resync]
 
     def ack(self, connection: ConnectionRecord, action: Ack) -> None:
         principal = connection.principal

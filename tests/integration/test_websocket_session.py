@@ -215,6 +215,35 @@ def test_cancel_over_the_socket_and_unsubscribe(
     assert connections.get("c2", clock.now() + timedelta(hours=3)) is None  # expired connection
 
 
+def test_a_since_ahead_of_the_log_is_a_resync_not_an_error(
+    session: WebSocketSession,
+    service: JobService,
+    connections: DynamoConnectionStore,
+    clock: ManualClock,
+) -> None:
+    # Given a job whose log ends at seq 3, and a client that saw up to seq 9 in this epoch
+    # (the server lost history it had sent, e.g. restored from an older copy)
+    job = _running_job(service, clock, progress=1)
+    session.connect("c1", ALICE)
+
+    # When it subscribes from there
+    frames = _send(session, "c1", action="subscribe", jobId=job.job_id, since=9, epoch=job.epoch)
+
+    # Then it is subscribed, told nothing was recovered, and handed the state to adopt
+    assert [f.type for f in frames] == [MessageType.SUBSCRIBED, MessageType.RESYNC]
+    assert frames[0].data == {
+        "jobId": job.job_id,
+        "seq": 3,
+        "epoch": job.epoch,
+        "recovered": False,
+        "replayed": 0,
+    }
+    assert (frames[1].data["seq"], frames[1].data["epoch"]) == (3, job.epoch)
+    assert frames[1].data["status"] == "running"
+    subscribers = connections.subscribers("acme", job.job_id, clock.now())
+    assert [s.connection_id for s in subscribers] == ["c1"]
+
+
 def test_positions_ahead_of_the_log_and_oversized_frames_are_refused_not_fatal(
     session: WebSocketSession, service: JobService, clock: ManualClock
 ) -> None:
@@ -223,10 +252,9 @@ def test_positions_ahead_of_the_log_and_oversized_frames_are_refused_not_fatal(
     session.connect("c1", ALICE)
     intruder_job = service.create_job(JobRequest(type="demo"), tenant_id="globex", owner_id="m")
 
-    # When the client sends positions the log has not reached, a huge frame, another
+    # When the client acks a position the log has not reached, sends a huge frame, another
     # tenant's job id
     refusals = {
-        "since": _send(session, "c1", action="subscribe", jobId=job.job_id, since=9),
         "ack": _send(session, "c1", action="ack", jobId=job.job_id, seq=4),
         "huge": session.receive("c1", json.dumps({"action": "ping", "pad": "x" * 5000})),
         "tenant": _send(session, "c1", action="subscribe", jobId=intruder_job.job_id),
@@ -235,7 +263,6 @@ def test_positions_ahead_of_the_log_and_oversized_frames_are_refused_not_fatal(
     # Then each gets one error frame with a clear code, and the connection still works
     codes = {name: [f.data["code"] for f in frames] for name, frames in refusals.items()}
     assert codes == {
-        "since": ["seq_ahead"],
         "ack": ["seq_ahead"],
         "huge": ["frame_too_large"],
         "tenant": ["job_not_found"],
