@@ -57,6 +57,7 @@ class JobTracker:
         self._awaiting_reply = False
         self._replay_head = since  # every seq up to here is promised by the current replay
         self._other_epoch = False
+        self._log_rewound = False
 
     # -- subscribing ------------------------------------------------------------------------
 
@@ -75,6 +76,11 @@ class JobTracker:
     def subscribed(self, reply: SubscribedData) -> None:
         # Not recovered: a `resync` follows, and until it is adopted nothing held is a gap.
         self._awaiting_reply = not reply.recovered
+        # Not recovered and behind what we saw in this very epoch: the server lost history,
+        # so the resync that follows is the truth although it goes back.
+        self._log_rewound = (
+            not reply.recovered and reply.epoch == self.epoch and reply.seq < self.last_seq
+        )
         if reply.recovered:
             self.epoch = reply.epoch
             self._replay_head = max(self._replay_head, reply.seq)
@@ -111,9 +117,13 @@ class JobTracker:
         return sorted(self._held)
 
     def adopt(self, state: JobState) -> list[Delivered]:
-        """Take a state sync (resync); a read older than what was shown changes nothing."""
+        """Take a state sync (resync); a read older than what was shown changes nothing,
+        unless the server said its log went back (`subscribed`)."""
         if state.epoch == self.epoch and state.seq < self.last_seq:
-            return []
+            if not self._log_rewound:
+                return []
+            self._held.clear()  # what we held was from the history the server lost
+        self._log_rewound = False
         for seq, message in list(self._held.items()):
             if message.epoch not in (None, state.epoch):
                 del self._held[seq]

@@ -60,6 +60,19 @@ test("a message of another epoch waits for a resubscribe; a resync adopts the ne
   assert.equal(tracker.view().counters.processed, 10);  // counters never go backwards
 });
 
+test("a resync after a subscribe the server could not recover goes back to its head", () => {
+  const tracker = new JobTracker("j1");
+  tracker.adopt(state(6, 60));
+  tracker.subscribeAction();
+  tracker.subscribed({ jobId: "j1", seq: 4, epoch: "e1", recovered: false, replayed: 0 });
+  assert.equal(tracker.adopt(state(4, 40), "state"), true);
+  assert.equal(tracker.awaitingReply, false);
+  assert.equal(tracker.accept(progress(5, 50)), true);
+  assert.equal(tracker.lastSeq, 5);
+  assert.equal(tracker.view().counters.processed, 60);  // counters never go backwards
+  assert.equal(tracker.adopt(state(4, 40), "poll"), false);  // an older read, once more
+});
+
 test("a terminal status sets finishedAt and finished", () => {
   const tracker = new JobTracker("j1");
   tracker.adopt(state(3, 100));

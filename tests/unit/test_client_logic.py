@@ -194,6 +194,26 @@ def test_a_state_sync_moves_the_position_and_releases_held_messages() -> None:
     assert tracker.counters.processed == 8
 
 
+def test_a_server_that_lost_history_is_followed_back_to_its_head() -> None:
+    # Given a client that saw up to seq 6, and a server whose log now ends at 4 in the same
+    # epoch: it answers the subscribe with recovered false, seq 4 and a resync
+    tracker = subscribed_tracker(head=6)
+    for seq in range(1, 7):
+        tracker.accept(progress(seq, seq))
+    tracker.subscribe()
+    tracker.subscribed(SubscribedData(job_id="j1", seq=4, epoch="e1", recovered=False, replayed=0))
+
+    # When the client adopts that state, and the log goes on from there
+    tracker.adopt(_state(seq=4, processed=4))
+    delivered = tracker.accept(progress(5, 5))
+
+    # Then it follows the server's log from its head (the seqs it saw past it are gone),
+    # and its counters never go back
+    assert seqs(delivered) == [5]
+    assert (tracker.last_seq, tracker.counters.processed) == (5, 6)
+    assert not tracker.awaiting_reply
+
+
 def test_acks_are_coalesced_by_count_and_by_time() -> None:
     window = AckWindow(every=3, interval=1.0)
 

@@ -2,7 +2,8 @@
 // Python client's infra/client/tracker.py is the reference): a seq already seen is dropped; a
 // seq ahead of the next is held until the replay fills the hole, and when the replay is over
 // and the hole is still there the owner resubscribes from `lastSeq`; a state read older than
-// what was shown changes nothing; counters never go backwards. Pure: no sockets, no timers.
+// what was shown changes nothing (but the resync of a server that lost history is followed
+// back); counters never go backwards. Pure: no sockets, no timers.
 
 export const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const COUNTERS = ["total", "processed", "succeeded", "failed", "skipped"];
@@ -36,6 +37,7 @@ export class JobTracker {
     this.awaitingReply = false;
     this.replayHead = 0;
     this.otherEpoch = false;
+    this.logRewound = false;
     this.source = "state";           // what moved it last: "live", "poll" or "state"
   }
 
@@ -53,6 +55,9 @@ export class JobTracker {
   subscribed(reply) {
     // Not recovered: a `resync` follows, and until it is adopted nothing held is a gap.
     this.awaitingReply = !reply.recovered;
+    // Not recovered and behind what we saw in this very epoch: the server lost history, so
+    // the resync that follows is the truth although it goes back.
+    this.logRewound = !reply.recovered && reply.epoch === this.epoch && reply.seq < this.lastSeq;
     if (reply.recovered) {
       this.epoch = reply.epoch;
       this.replayHead = Math.max(this.replayHead, reply.seq);
@@ -82,9 +87,14 @@ export class JobTracker {
     return this.otherEpoch || (this.held.size > 0 && this.lastSeq >= this.replayHead);
   }
 
-  // A full state (GET /jobs/{id}, a resync, a control's answer); an older read changes nothing.
+  // A full state (GET /jobs/{id}, a resync, a control's answer); an older read changes nothing,
+  // unless the server said its log went back (`subscribed`).
   adopt(state, source = "state") {
-    if (state.epoch === this.epoch && state.seq < this.lastSeq) return false;
+    if (state.epoch === this.epoch && state.seq < this.lastSeq) {
+      if (!this.logRewound) return false;
+      this.held.clear(); // what we held was from the history the server lost
+    }
+    this.logRewound = false;
     for (const [seq, message] of this.held) {
       if (message.epoch && message.epoch !== state.epoch) this.held.delete(seq);
     }
