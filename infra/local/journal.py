@@ -95,8 +95,8 @@ class WriteJournal:
         after: JournalMark,
         sync: Callable[[int], None] = os.fdatasync,
     ) -> None:
-        """Append after `after`: the last record replayed, in a segment after every one that
-        exists and after the snapshot's (whose own segment may be gone: empty ones are)."""
+        """Append after `after` (the last record replayed), in a segment after every one that
+        exists and after the snapshot's."""
         self.directory = directory
         self._key_of = {name: key for key, name in tables.items()}
         self._sync = sync
@@ -164,9 +164,6 @@ class WriteJournal:
             self._closed = True
             self._changed.notify_all()
         self._syncer.join(timeout=5)
-        current = segment_path(self.directory, self._segment)
-        if current.exists() and current.stat().st_size == 0:
-            current.unlink()
 
     def _open(self, segment: int) -> int:
         fd = os.open(

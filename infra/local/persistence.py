@@ -121,7 +121,10 @@ class LocalState:
             epochs = recovery.start_new_epochs(
                 self.aws.table_items, self.aws.put_item, self.tables[JOBS.key], self.ids
             )
-            journal.wait_durable(journal.durable_position())
+            if self.writer is not None:
+                # A snapshot now, so the damaged journal is gone and the next start does not
+                # start new epochs all over again.
+                self.save()
         report = StateReport(
             restored=restored,
             replayed=replayed,

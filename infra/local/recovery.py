@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -34,13 +34,25 @@ from shared.domain.models import JobRecord, JobStatus
 from shared.domain.schedules import ScheduleRecord
 from shared.services.jobs import JobRef
 from shared.services.launcher import job_entry, schedule_entry
-from shared.services.ports import SchedulerGateway
-from shared.services.runner import JobRunner
+from shared.services.ports import SchedulerEntry
 from shared.tables import JOBS, SCHEDULES, TableSpec
 
 logger = Logger(service="tether-local")
 
 ItemsOf = Callable[[str], list[dict[str, Any]]]
+
+
+class Relauncher(Protocol):
+    """What recovery needs of the JobRunner (`shared.services.runner.JobRunner`)."""
+
+    def launch(self, ref: JobRef) -> object: ...
+    def admit(self, ref: JobRef) -> object: ...
+
+
+class SchedulePutter(Protocol):
+    """What recovery needs of the Scheduler (`shared.services.ports.SchedulerGateway`)."""
+
+    def put(self, entry: SchedulerEntry) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,8 @@ def recover(
     items_of: ItemsOf,
     tables: dict[str, str],
     *,
-    runner: JobRunner,
-    scheduler: SchedulerGateway,
+    runner: Relauncher,
+    scheduler: SchedulePutter,
 ) -> Recovered:
     relaunched = restored = skipped = 0
     for item in items_of(tables[JOBS.key]):
@@ -81,7 +93,7 @@ def recover(
     return Recovered(relaunched, restored, skipped)
 
 
-def _recover_job(job: JobRecord, runner: JobRunner, scheduler: SchedulerGateway) -> tuple[int, int]:
+def _recover_job(job: JobRecord, runner: Relauncher, scheduler: SchedulePutter) -> tuple[int, int]:
     """(jobs relaunched, schedules restored) for one job."""
     ref = JobRef(job.tenant_id, job.job_id)
     if job.status in (JobStatus.RUNNING, JobStatus.PAUSED):
