@@ -35,8 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from aws_lambda_powertools import Logger
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+
+logger = Logger(service="tether-local")
 
 JOURNAL_DIR: Final = "journal"
 _SUFFIX: Final = ".jsonl"
@@ -181,6 +184,10 @@ class WriteJournal:
                 target, fd = self._appended, os.dup(self._fd)
             try:
                 self._sync(fd)  # outside the lock: appends go on meanwhile (the next group)
+            except OSError:
+                # The records are in the kernel's hands (a kill loses none); a stack whose
+                # answers all hung on a failing disk would help nobody.
+                logger.exception("journal sync failed; a power loss could lose recent writes")
             finally:
                 os.close(fd)
             with self._changed:

@@ -29,7 +29,7 @@ from typing import Final
 
 from aws_lambda_powertools import Logger
 
-from infra.local import journal, recovery, snapshot
+from infra.local import journal, moto_patches, recovery, snapshot
 from infra.local.aws import LocalAws
 from infra.local.journal import ReplayReport, WriteJournal
 from infra.local.snapshot import SkippedItem, SnapshotReport
@@ -70,7 +70,7 @@ class LocalState:
     tables: dict[str, str]
     ids: IdFactory = field(default_factory=RandomIds)
     writer: WriteJournal | None = None
-    _skipped: list[SkippedItem] = field(default_factory=list)
+    _skipped: list[SkippedItem] = field(default_factory=list, init=False)
 
     @property
     def snapshot_path(self) -> Path:
@@ -138,8 +138,6 @@ class LocalState:
 
     def save(self) -> SnapshotReport:
         """A snapshot; with a journal, it compacts it: what the snapshot holds leaves it."""
-        from infra.local import moto_patches
-
         with moto_patches.request_lock():  # no write between the capture and the mark
             content = snapshot.capture(self.aws.table_items, self.tables)
             mark = self.writer.rotate() if self.writer else None
