@@ -111,6 +111,7 @@ def new_job(
         status=status,
         retry=request.retry,
         timeout_seconds=request.timeout_seconds,
+        max_pause_seconds=request.max_pause_seconds,
         push=request.push,
         schedule=request.schedule,
         epoch=ids.epoch(),
