@@ -171,15 +171,22 @@ def _bounded_callback_wait(
     return self._outcome
 
 
+def parked_task_tokens(*, at_least: int = 1, within: float = 10.0) -> list[str]:
+    """The tokens of the tasks waiting for one now, once `at_least` of them wait."""
+    with _hook.parking:
+        if not _hook.parking.wait_for(lambda: len(_hook.parked) >= at_least, within):
+            raise TimeoutError(f"fewer than {at_least} task(s) wait for a token")
+        return [endpoint.callback_id for endpoint in _hook.parked]
+
+
 def expire_task_timeouts(*, at_least: int = 1, within: float = 10.0) -> int:
     """Time out every task waiting for its token now, once `at_least` of them wait.
 
     Their executions go on as Step Functions' would when the task's timeout passes (a
     `States.Timeout`); the number expired.
     """
-    with _hook.parking:
-        if not _hook.parking.wait_for(lambda: len(_hook.parked) >= at_least, within):
-            raise TimeoutError(f"fewer than {at_least} task(s) wait for a token")
+    parked_task_tokens(at_least=at_least, within=within)
+    with _hook.lock:
         parked = list(_hook.parked)
     for endpoint in parked:
         endpoint._notify_event.set()  # no outcome: moto reads a timeout

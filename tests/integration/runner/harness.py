@@ -35,7 +35,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 def lambda_error(error_type: str, message: str = "injected") -> Exception:
     """An exception Step Functions sees as `error_type` (the in-process Lambda reports its
     class name): how a test raises AWS's own names, e.g. Lambda.ClientExecutionTimeoutException."""
-    return type(error_type, (Exception,), {})(message)
+    kind: type[Exception] = type(error_type, (Exception,), {})
+    return kind(message)
 
 
 class LateExecutions(StepFunctionsExecutions):
@@ -64,8 +65,10 @@ class Stack:
     sfn: Any
     clock: ManualClock
     slots: DynamoRunSlots | None = None
-    # Errors a task step raises before its handler runs, one per invocation, in order.
+    # Errors a task step raises before its handler runs (or, in `faults_after`, once it ran:
+    # its work is done but Step Functions sees the error), one per invocation, in order.
     faults: dict[str, list[Exception]] = field(default_factory=dict)
+    faults_after: dict[str, list[Exception]] = field(default_factory=dict)
     after_batch: list[Hook] = field(default_factory=list)
     batch_calls: list[int] = field(default_factory=list)
     state_machine_arn: str = ""
@@ -80,13 +83,16 @@ class Stack:
         return ref, self.runner.start_execution(ref, execution_name(job.job_id))
 
     def faulty(self, step: str, handler: Handler) -> Handler:
-        """`handler`, raising the next of `faults[step]` first while there is one."""
+        """`handler`, raising the next of `faults[step]` / `faults_after[step]` while any."""
 
         def run(event: dict[str, Any], context: Any) -> Any:
-            pending = self.faults.get(step)
-            if pending:
-                raise pending.pop(0)
-            return handler(event, context)
+            before, after = self.faults.get(step), self.faults_after.get(step)
+            if before:
+                raise before.pop(0)
+            answer = handler(event, context)
+            if after:
+                raise after.pop(0)
+            return answer
 
         return run
 

@@ -166,6 +166,29 @@ def test_finalize_retries_a_lambda_client_execution_timeout(stack: Stack) -> Non
     _assert_next_job_ran(stack, waiting)
 
 
+def test_a_retried_await_resume_parks_the_job_on_the_new_token(stack: Stack) -> None:
+    # Given AwaitResume's invocation times out on the client side after the function parked
+    # the job, so Step Functions retries the task with a new token
+    stack.faults_after["await_resume"] = [lambda_error("Lambda.ClientExecutionTimeoutException")]
+    ref = stack.create({"items": 300})
+    _pause_after_first_batch(stack, ref)
+    arn = stack.runner.start_execution(ref, execution_name(ref.job_id))
+
+    # When the job is paused
+    (waiting_on,) = local_sfn.parked_task_tokens()
+
+    # Then the job holds the token of the retried task the execution waits on (not the first
+    # one's, nor a loop of parking and releasing), and resume lets the execution go on
+    assert local_sfn.requested_retries() == [2]
+    assert stack.service.get(ref).task_token == waiting_on
+    resumed = stack.runner.resume(ref)
+    assert resumed.status is JobStatus.RUNNING
+    assert stack.wait(arn)["status"] == "SUCCEEDED"
+    job = stack.service.get(ref)
+    assert (job.status, job.counters.succeeded) == (JobStatus.COMPLETED, 300)
+    assert stack.states_entered(arn).count("AwaitResume") == 1
+
+
 @ONE_SLOT
 def test_a_failing_finalize_ends_the_job_through_its_fallback(stack: Stack) -> None:
     # Given Finalize's function times out (not a Lambda-service error: no retry)
