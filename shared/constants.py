@@ -80,7 +80,6 @@ DEFAULT_BATCH_SIZE: Final = 100
 ENV_BATCHES_PER_EXECUTION: Final = "TETHER_BATCHES_PER_EXECUTION"
 DEFAULT_BATCHES_PER_EXECUTION: Final = 1000
 
-<<<<<<< HEAD
 # History events: Standard fails an execution that reaches 25,000 of them, and a batch count
 # alone does not bound them (a clean batch costs 7, a failed attempt 14: a batch that fails
 # twice costs 35). So each execution also carries an estimate of the events it used
@@ -108,11 +107,10 @@ EVENTS_LARGEST_STEP: Final = 14
 # each, at most 6 per task). The 4,961 events left to 25,000 are 1,653 such retries in one
 # execution, where one is already rare.
 DEFAULT_EVENTS_PER_EXECUTION: Final = 20_000
-=======
+
 # Executions one run of a job may start before it fails `launch_failed`: a relaunch after its
 # execution closed takes the run's next name (a closed name stays taken 90 days).
 MAX_EXECUTION_ATTEMPTS: Final = 20
->>>>>>> wt/ops
 
 # Schedules, triggers, priorities and cleanup (DESIGN §8, issue 8).
 ENV_SCHEDULES_TABLE: Final = "TETHER_SCHEDULES_TABLE"
