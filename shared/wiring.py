@@ -25,6 +25,7 @@ from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
 from shared.domain.models import JobRequest
+from shared.jobs.registry import JobCatalog
 from shared.services.admission import Admission
 from shared.services.api import JobsApi
 from shared.services.auth import Authenticator
@@ -201,6 +202,7 @@ def http_api_context(
         idempotent=idempotency,
         runner=runner,
         scheduler=scheduler_gateway(settings),
+        catalog=JobCatalog(import_bucket=settings.import_bucket),
     )
     return HttpApiContext(
         settings=settings, authenticator=authenticator, api=api, idempotency=idempotency

@@ -13,7 +13,9 @@ Invoked by an EventBridge rule `rate(1 hour)` (locally by the ticker). It
 Rules: it runs at most once per interval however often it is invoked (the last successful run
 is recorded), a recorded run in the future means the clock moved and does not block it, and two
 invocations at once are safe: only the holder of a lease item (conditional write, with an
-expiry so a crashed holder cannot block forever) works. Every step is idempotent.
+expiry so a crashed holder cannot block forever) works. Every step is idempotent, and a job
+item that cannot be read (`UnreadableJob`, logged and counted by the store) is skipped and
+listed in the report, never the end of the sweep.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Final
 
 from shared import constants as c
 from shared.domain.clock import Clock
-from shared.domain.errors import IllegalTransition, JobNotFound, StaleJob
+from shared.domain.errors import IllegalTransition, JobNotFound, StaleJob, UnreadableJob
 from shared.domain.models import JobError
 from shared.services.jobs import JobRef
 from shared.services.ports import ExecutionStatuses, Lease, Sweeper
@@ -44,6 +46,7 @@ class CleanupReport:
     released_slots: list[str] = field(default_factory=list)
     relaunched_jobs: list[str] = field(default_factory=list)
     started_jobs: list[str] = field(default_factory=list)
+    unreadable_jobs: list[str] = field(default_factory=list)  # skipped: "{tenantId}#{jobId}"
 
 
 class Cleanup:
@@ -93,13 +96,16 @@ class Cleanup:
 
     def _sweep(self, now: datetime) -> CleanupReport:
         purged = 0
+        unreadable: list[str] = []
         for tenant_id, job_id in self._sweeper.expired_jobs(now):
             try:
                 self._jobs.delete(JobRef(tenant_id, job_id))
                 purged += 1
             except (JobNotFound, IllegalTransition):
                 continue  # gone already, or (never expected) not terminal: leave it
-        failed = self._fail_dead_executions()
+            except UnreadableJob:
+                unreadable.append(f"{tenant_id}#{job_id}")  # TTL removes it in the end
+        failed = self._fail_dead_executions(unreadable)
         reconciled = (
             self._runner.admission.reconcile(self._runner.launch)
             if self._runner.admission is not None
@@ -114,9 +120,10 @@ class Cleanup:
             released_slots=reconciled.released if reconciled else [],
             relaunched_jobs=reconciled.relaunched if reconciled else [],
             started_jobs=reconciled.started if reconciled else [],
+            unreadable_jobs=unreadable,
         )
 
-    def _fail_dead_executions(self) -> list[str]:
+    def _fail_dead_executions(self, unreadable: list[str]) -> list[str]:
         if self._executions is None:
             return []
         failed: list[str] = []
@@ -125,6 +132,9 @@ class Cleanup:
             try:
                 job = self._jobs.get(ref)
             except JobNotFound:
+                continue
+            except UnreadableJob:
+                unreadable.append(f"{tenant_id}#{job_id}")
                 continue
             if job.is_terminal or job.execution_arn is None:
                 continue

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 GROUP = "tether-test"
+IMPORT_BUCKET = "tether-imports"  # the launcher refuses an upload event from any other
 
 
 @dataclass
@@ -151,6 +152,7 @@ def world(
             c.ENV_SCHEDULER_GROUP: GROUP,
             c.ENV_MAX_RUNNING_PER_TENANT: "2",
             c.ENV_WRITE_RATE_PER_MINUTE: "1000",
+            c.ENV_IMPORT_BUCKET: IMPORT_BUCKET,
         }
     )
     for key, value in environment.items():
