@@ -1,13 +1,14 @@
 """HTTP API Lambda (API Gateway HTTP API, payload v2): the REST routes of DESIGN §5.
 
-Thin: Powertools wires logging, tracing and metrics and validates every input against the
-route's types; `shared.services.api.JobsApi` does the work; errors become problem+json in one
-handler. The OpenAPI document is generated from these same functions (`GET /openapi.json`).
+Thin: before the resolver sees a body, `shared.api.request_body` applies the input rules
+(JSON object, media type, UTF-8, what DynamoDB can store); Powertools wires logging, tracing and
+metrics and validates every input against the route's types; `shared.services.api.JobsApi`
+does the work (a job's params are checked by its type's own model there); errors become
+problem+json in one handler. The OpenAPI document is generated from these same functions (`GET /openapi.json`).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import re
@@ -25,10 +26,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.http_devices import router as devices_router
 from functions.http_schedules import router as schedules_router
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for
+from shared.api.request_body import JSON_MEDIA_TYPE, refuse_body
 from shared.api.schemas import JobCreated, JobList, MessageList
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
 from shared.domain.auth import Principal
-from shared.domain.errors import MessagesExpired, PayloadTooLarge, RateLimited, TetherError
+from shared.domain.errors import InvalidRequest, MessagesExpired, RateLimited, TetherError
 from shared.domain.models import JobRequest, JobState, JobStatus
 from shared.services.auth import bearer_token
 from shared.wiring import HttpApiContext, http_api_context, load_auth_settings, load_settings
@@ -171,6 +173,8 @@ def tether_error(error: TetherError) -> Response[Any]:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, MessagesExpired) and error.snapshot is not None:
         extra["job"] = error.snapshot
+    if isinstance(error, InvalidRequest):
+        extra["errors"] = error.fields()
     body = problem_for(error, **extra)
     if body.status == HTTPStatus.UNAUTHORIZED:
         headers["WWW-Authenticate"] = 'Bearer realm="tether"'
@@ -220,9 +224,11 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
         logger.remove_keys(["jobId"])
     else:
         logger.append_keys(jobId=job_id)
-    too_large = _body_too_large(event)
-    if too_large is not None:
-        return too_large
+    refused = _refused_body(event)
+    if refused is not None:
+        return refused
+    if event.get("body"):  # accepted as JSON; Powertools matches the media type case-sensitively
+        event["headers"] = {**(event.get("headers") or {}), "content-type": JSON_MEDIA_TYPE}
     context().idempotency.register_lambda_context(lambda_context)
     return app.resolve(event, lambda_context)
 
@@ -232,14 +238,17 @@ def _job_id_of(event: dict[str, Any]) -> str | None:
     return match["job_id"] if match else None
 
 
-def _body_too_large(event: dict[str, Any]) -> dict[str, Any] | None:
-    """413 before anything parses the body (request validation would run first otherwise)."""
-    body = event.get("body") or ""
-    size = len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
-    limit = context().settings.max_body_bytes
-    if size <= limit:
+def _refused_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The input rules, before anything parses the body (route validation would run first)."""
+    refusal = refuse_body(
+        event.get("headers") or {},
+        event.get("body"),
+        base64_encoded=bool(event.get("isBase64Encoded")),
+        max_bytes=context().settings.max_body_bytes,
+    )
+    if refusal is None:
         return None
-    refusal = problem_for(PayloadTooLarge(size, limit))
+    logger.info("request refused", extra={"code": refusal.code, "status": refusal.status})
     return {
         "statusCode": refusal.status,
         "headers": {"Content-Type": PROBLEM_CONTENT_TYPE},

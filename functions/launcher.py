@@ -4,8 +4,9 @@ Two callers, told apart by the event's shape: EventBridge Scheduler sends the pa
 put on the schedule (`ScheduledLaunch`: a one-time job, or a run of a recurring schedule, with
 the time it was due), and the EventBridge rule on the import bucket sends S3's `Object
 Created` event (parsed with Powertools' model), which becomes a `csv_import` job. Thin: one
-`Launcher` use case each. A launch whose job or schedule was deleted meanwhile is logged and
-acknowledged, not raised: Scheduler would retry it for nothing.
+`Launcher` use case each. A launch whose job or schedule was deleted meanwhile, or whose job
+request is refused (another tenant's import, a bucket that is not the import bucket), is logged
+and acknowledged, not raised: Scheduler and EventBridge would retry it for nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
-from shared.domain.errors import JobNotFound, ScheduleNotFound
+from shared.domain.errors import InvalidRequest, JobNotFound, ScheduleNotFound
 from shared.schedule_wiring import launcher
 from shared.services.launcher import ImportedObject, Launched, Launcher, ScheduledLaunch
 
@@ -67,11 +68,12 @@ def _imported(event: dict[str, Any]) -> ImportedObject:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
-    if "detail-type" in event:
-        return _answer(context().import_object(_imported(event)))
-    request = ScheduledLaunch.model_validate(event)
     try:
-        return _answer(context().launch(request))
-    except (JobNotFound, ScheduleNotFound) as gone:
-        logger.warning("nothing to launch", extra={"code": gone.code, "reason": gone.message})
-        return {"launched": False, "reason": gone.code}
+        if "detail-type" in event:
+            return _answer(context().import_object(_imported(event)))
+        return _answer(context().launch(ScheduledLaunch.model_validate(event)))
+    except (JobNotFound, ScheduleNotFound, InvalidRequest) as refused:
+        logger.warning("nothing to launch", extra={"code": refused.code, "reason": refused.message})
+        if isinstance(refused, InvalidRequest):
+            metrics.add_metric(name="LaunchesRefused", unit=MetricUnit.Count, value=1)
+        return {"launched": False, "reason": refused.code}

@@ -141,6 +141,9 @@ CLEANUP_LEASE_SECONDS: Final = 15 * 60
 # early still counts as the next interval's.
 CLEANUP_INTERVAL_SLACK_SECONDS: Final = 60
 IMPORTS_PREFIX: Final = "imports/"
+# The bucket csv_import jobs read from (the stateful stack's import bucket): a job may read only
+# its tenant's `imports/{tenantId}/` there. Unset, no csv_import job is accepted.
+ENV_IMPORT_BUCKET: Final = "TETHER_IMPORT_BUCKET"
 IMPORT_OWNER: Final = "trigger:s3"
 # Push (DESIGN §5, §7): the SNS platform application of each platform (CloudFormation has no
 # resource for them: they come from configuration) and how long the JobRunner waits for a live

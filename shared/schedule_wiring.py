@@ -14,6 +14,7 @@ from shared.adapters.dynamo_maintenance import DynamoSweeper
 from shared.adapters.dynamo_schedules import DynamoScheduleStore
 from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import Clock, IdFactory, SystemClock
+from shared.jobs.registry import JobCatalog
 from shared.services.cleanup import Cleanup
 from shared.services.launcher import Launcher
 from shared.services.ports import ExecutionStatuses
@@ -76,7 +77,12 @@ def launcher(
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     runner = runner or scheduling_runner(settings, client=client, clock=clock)
-    return Launcher(runner, schedule_store(settings, client, clock), clock=clock)
+    return Launcher(
+        runner,
+        schedule_store(settings, client, clock),
+        clock=clock,
+        catalog=JobCatalog(import_bucket=settings.import_bucket),
+    )
 
 
 def cleanup(

@@ -77,6 +77,7 @@ class TetherSettings(BaseSettings):
     push_fcm_arn: str | None = Field(
         default=None, alias=c.ENV_PUSH_FCM_ARN, pattern=_PLATFORM_APPLICATION_ARN
     )
+    import_bucket: str | None = Field(default=None, alias=c.ENV_IMPORT_BUCKET, min_length=3)
     push_grace_seconds: int = Field(
         default=c.DEFAULT_PUSH_GRACE_SECONDS, ge=0, le=3600, alias=c.ENV_PUSH_GRACE_SECONDS
     )

@@ -26,6 +26,7 @@ from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
 from shared.domain.keys import FixedKeys, KeySource
 from shared.domain.models import JobRequest
+from shared.jobs.registry import JobCatalog
 from shared.services.admission import Admission
 from shared.services.api import JobsApi
 from shared.services.auth import Authenticator
@@ -219,6 +220,7 @@ def http_api_context(
         idempotent=idempotency,
         runner=runner,
         scheduler=scheduler_gateway(settings),
+        catalog=JobCatalog(import_bucket=settings.import_bucket),
     )
     return HttpApiContext(
         settings=settings, authenticator=authenticates, api=api, idempotency=idempotency

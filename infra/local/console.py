@@ -8,8 +8,9 @@
 * `GET /console/dev-token`: a user token for tenant `local`, user `dev` (the "use local dev
   token" button), minted with the stack's own secret;
 * `GET /console/push-sink`: what would have reached APNs/FCM (the push sink's deliveries);
-* `POST /console/sample-csv?rows=N`: a CSV with some bad rows put in the local S3, its
-  bucket and key returned, for the demo's `csv_import`.
+* `POST /console/sample-csv?rows=N`: a CSV with some bad rows put in the local import bucket
+  under the dev tenant's `imports/local/`, its bucket and key returned, for the demo's
+  `csv_import` (a job may read only its own tenant's uploads).
 
 The helpers hand out tokens and read local state, so they answer loopback callers only, even
 when `tether dev --host` listens on other addresses. Refusals are problem+json like the API's.
@@ -31,7 +32,8 @@ from infra.console import CONFIG_FILE, STATIC_DIR, content_security_policy
 from shared.api.problems import PROBLEM_CONTENT_TYPE, problem
 
 PREFIX: Final = "/console"
-SAMPLE_BUCKET: Final = "tether-console-samples"
+# The local stack's import bucket (TETHER_IMPORT_BUCKET), where csv_import jobs read from.
+IMPORT_BUCKET: Final = "tether-imports"
 SAMPLE_ROWS_DEFAULT: Final = 200
 SAMPLE_ROWS_MAX: Final = 100_000
 # The page loads only its own files. Locally it talks to this gateway, on whatever host and
@@ -70,13 +72,13 @@ def sample_csv_text(rows: int) -> tuple[str, int]:
 
 
 def put_sample_csv(s3: Any, rows: int, key: str) -> SampleObject:
-    """Put a sample CSV in the local S3 (creating the bucket on first use)."""
+    """Put a sample CSV in the local import bucket (creating the bucket on first use)."""
     text, bad = sample_csv_text(rows)
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    if SAMPLE_BUCKET not in existing:
-        s3.create_bucket(Bucket=SAMPLE_BUCKET)
-    s3.put_object(Bucket=SAMPLE_BUCKET, Key=key, Body=text.encode(), ContentType="text/csv")
-    return SampleObject(bucket=SAMPLE_BUCKET, key=key, rows=rows, bad_rows=bad)
+    if IMPORT_BUCKET not in existing:
+        s3.create_bucket(Bucket=IMPORT_BUCKET)
+    s3.put_object(Bucket=IMPORT_BUCKET, Key=key, Body=text.encode(), ContentType="text/csv")
+    return SampleObject(bucket=IMPORT_BUCKET, key=key, rows=rows, bad_rows=bad)
 
 
 def console_routes(helpers: ConsoleHelpers) -> Sequence[web.RouteDef]:
@@ -103,8 +105,11 @@ async def _index(_: web.Request) -> web.StreamResponse:
 
 
 async def _static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if "\x00" in name:  # `%00`: no file has one, and the OS refuses it (a 500 otherwise)
+        return _problem(HTTPStatus.NOT_FOUND, "route_not_found", "no such console file")
     root = STATIC_DIR.resolve()
-    path = (root / request.match_info["name"]).resolve()
+    path = (root / name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         return _problem(HTTPStatus.NOT_FOUND, "route_not_found", "no such console file")
     return _file(path)

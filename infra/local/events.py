@@ -6,6 +6,7 @@ that run in Lambda; tests build them the same way, so both exercise the cloud's 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -43,8 +44,13 @@ def http_api_event(
     """An API Gateway HTTP API (payload format 2.0) request event."""
     if isinstance(body, dict):
         body = json.dumps(body)
+    encoded = False
     if isinstance(body, bytes):
-        body = body.decode()
+        raw = body
+        try:
+            body = raw.decode()
+        except UnicodeDecodeError:  # API Gateway passes bytes that are not text as base64
+            body, encoded = base64.b64encode(raw).decode(), True
     now = time.time()
     lowered = {name.lower(): value for name, value in (headers or {}).items()}
     if body is not None:
@@ -75,7 +81,7 @@ def http_api_event(
             "timeEpoch": int(now * 1000),
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": encoded,
     }
 
 

@@ -50,6 +50,7 @@ from functions import (
 )
 from infra.local import moto_patches
 from infra.local import stepfunctions as local_sfn
+from infra.local.console import IMPORT_BUCKET
 from infra.local.events import LocalLambdaContext, handler_caches
 from infra.local.push_sink import PushSink, create_platform_applications, platform_environment
 from shared import constants as c
@@ -147,6 +148,7 @@ def _environment() -> Iterator[_World]:
                     c.ENV_AUTH_HS256_SECRET: keys["user"],
                     c.ENV_RESUME_SIGNING_KEY: keys["resume"],
                     c.ENV_WEBSOCKET_MANAGEMENT_URL: MANAGEMENT_URL,
+                    c.ENV_IMPORT_BUCKET: IMPORT_BUCKET,
                     "POWERTOOLS_METRICS_NAMESPACE": "Tether",
                 }
             )

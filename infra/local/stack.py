@@ -45,7 +45,13 @@ from infra.cors import CorsPolicy
 from infra.local import moto_patches, persistence, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
 from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
-from infra.local.console import ConsoleHelpers, SampleObject, console_routes, put_sample_csv
+from infra.local.console import (
+    IMPORT_BUCKET,
+    ConsoleHelpers,
+    SampleObject,
+    console_routes,
+    put_sample_csv,
+)
 from infra.local.events import handler_caches
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
@@ -62,6 +68,7 @@ from infra.local.ticker import Ticker
 from shared import constants as c
 from shared.domain.auth import Scope
 from shared.domain.clock import SystemClock
+from shared.jobs.csv_import import tenant_import_prefix
 from shared.services.auth import mint_dev_token
 from shared.tables import TABLES
 from shared.wiring import load_settings, scheduler_gateway
@@ -69,6 +76,7 @@ from shared.wiring import load_settings, scheduler_gateway
 TABLE_PREFIX: Final = "tether"
 CONSOLE_PATH: Final = "/console/"
 DEV_TOKEN_TTL: Final = timedelta(hours=12)
+DEV_TENANT: Final = "local"  # the console's dev token acts for it; its samples go under its prefix
 EXPIRY_CHECK_SECONDS: Final = 5.0
 _ENDED: Final = ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")
 
@@ -273,7 +281,7 @@ class LocalStack:
             assert self.secrets is not None
             return mint_dev_token(
                 self.secrets.user_token_secret,
-                tenant="local",
+                tenant=DEV_TENANT,
                 subject="dev",
                 scopes=list(Scope),
                 ttl=DEV_TOKEN_TTL,
@@ -281,7 +289,8 @@ class LocalStack:
             )
 
         def sample_csv(rows: int) -> SampleObject:
-            key = f"samples/contacts-{rows}-{secrets.token_hex(4)}.csv"
+            name = f"samples/contacts-{rows}-{secrets.token_hex(4)}.csv"
+            key = tenant_import_prefix(DEV_TENANT) + name
             return put_sample_csv(self.aws.client("s3"), rows, key)
 
         def deliveries() -> list[dict[str, Any]]:
@@ -318,6 +327,7 @@ class LocalStack:
                 c.ENV_RESUME_SIGNING_KEY: self.secrets.resume_signing_key,
                 c.ENV_WEBSOCKET_MANAGEMENT_URL: urls.management_url,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
+                c.ENV_IMPORT_BUCKET: IMPORT_BUCKET,
                 **self.options.environment,
             }
         )

@@ -5,6 +5,10 @@ one the change was computed from, and appends the messages announcing it, in one
 TransactWriteItems. The job item carries `seq`, so messages are numbered without gaps. A lost
 race comes back with the current item (ReturnValuesOnConditionCheckFailure=ALL_OLD), so the
 caller retries without an extra read.
+
+An item that does not parse as a job (see `read_job`) never stops a reader: a listing skips
+it, logged with its key and counted (metric `UnreadableJobItems`); a read by id raises
+`UnreadableJob`, which the sweeps skip the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_codec import (
@@ -23,9 +30,14 @@ from shared.adapters.dynamo_codec import (
     to_attribute,
     to_attribute_map,
 )
-from shared.constants import MESSAGE_TTL_SECONDS, TERMINAL_JOB_TTL_SECONDS
+from shared.constants import (
+    MESSAGE_TTL_SECONDS,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    TERMINAL_JOB_TTL_SECONDS,
+)
 from shared.domain.envelope import Envelope
-from shared.domain.errors import JobAlreadyExists, JobNotFound, StaleJob
+from shared.domain.errors import JobAlreadyExists, JobNotFound, StaleJob, UnreadableJob
 from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobRecord, JobStatus
 from shared.services.ports import JobFilter, JobPage, MessagePage
@@ -43,6 +55,11 @@ if TYPE_CHECKING:
 _DERIVED: Final = ("tenantStatus", "tenantType", "queueTenant", "queueRank", "expiresAt")
 _ENVELOPE_KEYS: Final = ("v", "type", "jobId", "seq", "epoch", "ts", "data")
 _BATCH_WRITE_LIMIT: Final = 25
+UNREADABLE_METRIC: Final = "UnreadableJobItems"
+
+logger = Logger(service=SERVICE_NAME)
+# Powertools shares one metric set per process: the running handler's `log_metrics` flushes it.
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +91,36 @@ def job_from_item(item: dict[str, Any]) -> JobRecord:
     for name in _DERIVED:
         document.pop(name, None)
     return JobRecord.model_validate(document)
+
+
+def read_job(item: dict[str, Any]) -> JobRecord:
+    """The job an item holds; UnreadableJob (logged with its key, counted) when it holds none.
+
+    The log names the key and the error's kind and location only: params may be personal data.
+    """
+    try:
+        return job_from_item(item)
+    except (ValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        tenant_id, job_id = (_key_part(item, name) for name in ("tenantId", "jobId"))
+        logger.error(
+            "unreadable job item skipped",
+            extra={"tenantId": tenant_id, "jobId": job_id, "error": _error_kind(exc)},
+        )
+        metrics.add_metric(name=UNREADABLE_METRIC, unit=MetricUnit.Count, value=1)
+        raise UnreadableJob(tenant_id, job_id) from exc
+
+
+def _key_part(item: dict[str, Any], name: str) -> str:
+    value = item.get(name)
+    return str(value.get("S", "?")) if isinstance(value, dict) else "?"
+
+
+def _error_kind(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['type']}" for error in exc.errors()
+        )[:500]
+    return type(exc).__name__
 
 
 def message_to_item(tenant_id: str, message: Envelope) -> AttributeMap:
@@ -167,7 +214,7 @@ class DynamoJobStore:
         job_reason = reasons[0] if reasons else {}
         current = job_reason.get("Item")
         if current:
-            return StaleJob(job.job_id, job_from_item(current))
+            return StaleJob(job.job_id, read_job(current))
         if job_reason.get("Code") == "ConditionalCheckFailed":
             return StaleJob(job.job_id, None)  # the job item is gone
         # A TransactionConflict or a message collision: the caller re-reads and retries.
@@ -228,7 +275,7 @@ class DynamoJobStore:
             TableName=self._tables.jobs, Key=self._job_key(tenant_id, job_id), ConsistentRead=True
         )
         item = answer.get("Item")
-        return job_from_item(item) if item else None
+        return read_job(item) if item else None
 
     def get(self, tenant_id: str, job_id: str) -> JobRecord:
         job = self._get_or_none(tenant_id, job_id)
@@ -249,7 +296,7 @@ class DynamoJobStore:
         while len(jobs) < limit:
             query["Limit"] = limit - len(jobs)
             page = self._client.query(**query)
-            jobs.extend(job_from_item(item) for item in page.get("Items", []))
+            jobs.extend(_readable(page.get("Items", [])))
             last = page.get("LastEvaluatedKey")
             if not last:
                 break
@@ -310,7 +357,16 @@ class DynamoJobStore:
 def _item_of(exc: ClientError) -> JobRecord | None:
     """The current job item a failed condition returned (ALL_OLD), if it exists."""
     item = cast("dict[str, Any] | None", exc.response.get("Item"))
-    return job_from_item(item) if item else None
+    return read_job(item) if item else None
+
+
+def _readable(items: list[dict[str, Any]]) -> Iterator[JobRecord]:
+    """The jobs among `items`; an unreadable one is skipped (`read_job` reported it)."""
+    for item in items:
+        try:
+            yield read_job(item)
+        except UnreadableJob:
+            continue
 
 
 def _index(name: str) -> str:

@@ -37,6 +37,7 @@ STATUS_OF: Final[dict[type[errors.TetherError], HTTPStatus]] = {
     errors.DeviceNotFound: HTTPStatus.NOT_FOUND,
     errors.PushNotConfigured: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.InvalidPushToken: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.InvalidRequest: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

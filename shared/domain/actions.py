@@ -16,7 +16,10 @@ from shared.domain.models import Identifier, TetherModel
 class Subscribe(TetherModel):
     action: Literal["subscribe"]
     job_id: Identifier
-    since: int | None = Field(default=None, ge=0, description="the last seq the client has")
+    # Strict: `true` or "3" is a client bug to report, not a seq to guess (true would be 1).
+    since: int | None = Field(
+        default=None, ge=0, strict=True, description="the last seq the client has"
+    )
     epoch: str | None = Field(default=None, max_length=32, description="the generation of since")
 
 
@@ -28,7 +31,7 @@ class Unsubscribe(TetherModel):
 class Ack(TetherModel):
     action: Literal["ack"]
     job_id: Identifier
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, strict=True)
 
 
 class Cancel(TetherModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -215,3 +216,50 @@ class InvalidPushToken(TetherError):
     def __init__(self, platform: str) -> None:
         super().__init__(f"the {platform} push service refused this token")
         self.platform = platform
+
+
+class InvalidRequest(TetherError):
+    """422: a request that parsed but that Tether refuses, with every offending field.
+
+    The same code and `errors` shape as the HTTP API's schema validation, so a client reads one
+    kind of answer whether the route's types or a later rule (a job type's own params model, a
+    tenant's import prefix) refused the field.
+    """
+
+    code = "validation_failed"
+    title = "Invalid request"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{error.where()}: {error.message}" for error in errors))
+        self.errors = errors
+
+    def fields(self) -> list[dict[str, Any]]:
+        return [error.as_json() for error in self.errors]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One refused field: where (`loc`, keys and indexes from the body), why, in words."""
+
+    loc: tuple[str | int, ...]
+    type: str
+    message: str
+
+    def where(self) -> str:
+        return ".".join(map(str, self.loc))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"loc": list(self.loc), "type": self.type, "message": self.message}
+
+
+class UnreadableJob(TetherError):
+    """A stored job item that no longer parses as a job (an old bug, a hand edit, a mangled
+    write): readers skip it in listings and sweeps; reading it by id is a server error."""
+
+    code = "unreadable_job"
+    title = "Unreadable job"
+
+    def __init__(self, tenant_id: str, job_id: str) -> None:
+        super().__init__(f"job {job_id} is stored in a shape this version cannot read")
+        self.tenant_id = tenant_id
+        self.job_id = job_id

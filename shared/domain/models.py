@@ -12,8 +12,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from shared.domain.documents import first_problem
 
 MAX_PARAMS_BYTES: Final = 32 * 1024  # keeps a job item far below DynamoDB's 400 KB
 MAX_RESULT_BYTES: Final = 64 * 1024
@@ -77,10 +86,11 @@ _PRIORITY_RANK: Final = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 class RetryPolicy(TetherModel):
     """How a failed batch is retried (DESIGN §8); the defaults are part of the contract."""
 
-    max_retries: int = Field(default=3, ge=0, le=20)
-    initial_backoff_ms: int = Field(default=1000, ge=0, le=3_600_000)
-    backoff_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
-    max_backoff_ms: int = Field(default=60_000, ge=0, le=86_400_000)
+    # Strict: a client's "3" or true is refused, not read as 3 or 1.
+    max_retries: int = Field(default=3, ge=0, le=20, strict=True)
+    initial_backoff_ms: int = Field(default=1000, ge=0, le=3_600_000, strict=True)
+    backoff_multiplier: float = Field(default=2.0, ge=1.0, le=10.0, strict=True)
+    max_backoff_ms: int = Field(default=60_000, ge=0, le=86_400_000, strict=True)
 
     @model_validator(mode="after")
     def _cap_not_below_start(self) -> Self:
@@ -204,18 +214,26 @@ class JobRequest(TetherModel):
     priority: Priority = Priority.NORMAL
     schedule: JobSchedule | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, strict=True)
     max_pause_seconds: int = Field(
-        default=DEFAULT_MAX_PAUSE_SECONDS, ge=MIN_PAUSE_SECONDS, le=MAX_PAUSE_SECONDS
+        default=DEFAULT_MAX_PAUSE_SECONDS,
+        ge=MIN_PAUSE_SECONDS,
+        le=MAX_PAUSE_SECONDS,
+        strict=True,
     )
     push: PushPolicy = PushPolicy.IF_NOT_SEEN
 
-    @model_validator(mode="after")
-    def _params_fit(self) -> Self:
-        size = _json_size(self.params)
+    @field_validator("params")
+    @classmethod
+    def _params_fit(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Storable as they are: a write DynamoDB would refuse must not get this far."""
+        problem = first_problem(params)
+        if problem is not None:
+            raise ValueError(f"params.{problem.where()} {problem.message}")
+        size = _json_size(params)
         if size > MAX_PARAMS_BYTES:
             raise ValueError(f"params is {size} bytes serialized; the limit is {MAX_PARAMS_BYTES}")
-        return self
+        return params
 
 
 class JobState(TetherModel):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 
 class JobTypeError(Exception):
     """A batch could not be processed; `code` becomes the job's `error.code`."""
@@ -43,8 +45,27 @@ class BatchOutcome:
     done: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RequestScope:
+    """Whom a job request is checked for, handed to the params model as validation context.
+
+    A type whose params name data (csv_import: a bucket and key) refuses anything outside the
+    tenant's own: `import_bucket` is the one bucket imports may come from (None: not
+    configured, so no import is allowed). The runner validates without a scope (structure only).
+    """
+
+    tenant_id: str
+    import_bucket: str | None = None
+
+
 class JobType(Protocol):
     name: str
+
+    @property
+    def params_model(self) -> type[BaseModel]:
+        """The params a job of this type takes, validated at creation (POST /jobs, schedules,
+        the launcher) with a `RequestScope` as context, and again by the type when it runs."""
+        ...
 
     def prepare(self, params: dict[str, Any]) -> int:
         """How many items the job has; PermanentJobError when the params cannot work."""

@@ -1,6 +1,9 @@
 """`csv_import`: the rows of a CSV object in S3, each validated as a `Contact` (DESIGN §3).
 
 Params: `bucket`, `key`, `delimiter` (default ","), `maxErrors` (row errors kept, default 20).
+A job reads only its own tenant's uploads: checked with a `RequestScope`, `bucket` must be the
+configured import bucket and `key` lie under `imports/{tenantId}/` (the same answer whether or
+not the object exists: the check never asks S3).
 The first line is the header (column names, any order and case; `email` and `name` required,
 `age` optional, others ignored); blank lines are not rows. A row that does not validate is
 counted as failed, never fatal; the first `maxErrors` errors (data row number from 1, field,
@@ -26,11 +29,19 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from shared.jobs.base import BatchOutcome, JobTypeError, PermanentJobError, TransientJobError
+from shared.constants import IMPORTS_PREFIX
+from shared.jobs.base import (
+    BatchOutcome,
+    JobTypeError,
+    PermanentJobError,
+    RequestScope,
+    TransientJobError,
+)
 from shared.jobs.objects import ObjectReader, ObjectReadError, ObjectUnavailable
 
 MAX_KEPT_ERRORS: Final = 100  # x ~250 bytes each stays well inside a job's 64 KB result
@@ -46,7 +57,37 @@ class CsvImportParams(BaseModel):
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     key: str = Field(min_length=1, max_length=1024)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
-    max_errors: int = Field(default=20, ge=0, le=MAX_KEPT_ERRORS, alias="maxErrors")
+    max_errors: int = Field(default=20, ge=0, le=MAX_KEPT_ERRORS, alias="maxErrors", strict=True)
+
+    @field_validator("bucket")
+    @classmethod
+    def _the_import_bucket(cls, value: str, info: ValidationInfo) -> str:
+        scope = info.context
+        if not isinstance(scope, RequestScope):
+            return value  # the runner re-reading params it was created with
+        if scope.import_bucket is None:
+            raise PydanticCustomError("import_bucket", "no import bucket is configured")
+        if value != scope.import_bucket:
+            raise PydanticCustomError(
+                "import_bucket",
+                "must be the import bucket, {bucket}",
+                {"bucket": scope.import_bucket},
+            )
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _the_tenants_prefix(cls, value: str, info: ValidationInfo) -> str:
+        scope = info.context
+        if not isinstance(scope, RequestScope):
+            return value
+        prefix = tenant_import_prefix(scope.tenant_id)
+        segments = value[len(prefix) :].split("/")
+        if not value.startswith(prefix) or not segments[-1] or {".", ".."} & set(segments):
+            raise PydanticCustomError(
+                "import_prefix", "must name an object under {prefix}", {"prefix": prefix}
+            )
+        return value
 
     @field_validator("delimiter")
     @classmethod
@@ -54,6 +95,11 @@ class CsvImportParams(BaseModel):
         if value in {'"', "\r", "\n"}:
             raise ValueError("the delimiter cannot be a quote or a line break")
         return value
+
+
+def tenant_import_prefix(tenant_id: str) -> str:
+    """Where a tenant's uploads live in the import bucket (an upload there starts a job)."""
+    return f"{IMPORTS_PREFIX}{tenant_id}/"
 
 
 def _email(value: str) -> str:
@@ -104,6 +150,7 @@ def validate_row(row: int, header: list[str], values: list[str]) -> list[RowErro
 
 class CsvImportJob:
     name = "csv_import"
+    params_model = CsvImportParams
 
     def __init__(self, objects: Callable[[], ObjectReader]) -> None:
         # A provider, called on use: building the S3 client waits for the first csv_import job.

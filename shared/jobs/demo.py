@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from shared.jobs.base import BatchOutcome, PermanentJobError, TransientJobError
 
@@ -21,10 +21,10 @@ MAX_DEMO_ITEMS: Final = 10_000_000
 class DemoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    items: int = Field(ge=0, le=MAX_DEMO_ITEMS)
-    delay_ms: int = Field(default=0, ge=0, le=60_000, alias="delayMs")
-    transient_failures: list[int] = Field(default_factory=list, alias="transientFailures")
-    permanent_failures: list[int] = Field(default_factory=list, alias="permanentFailures")
+    items: int = Field(ge=0, le=MAX_DEMO_ITEMS, strict=True)
+    delay_ms: int = Field(default=0, ge=0, le=60_000, alias="delayMs", strict=True)
+    transient_failures: list[StrictInt] = Field(default_factory=list, alias="transientFailures")
+    permanent_failures: list[StrictInt] = Field(default_factory=list, alias="permanentFailures")
 
 
 def _params(params: dict[str, Any]) -> DemoParams:
@@ -36,6 +36,7 @@ def _params(params: dict[str, Any]) -> DemoParams:
 
 class DemoJob:
     name = "demo"
+    params_model = DemoParams
 
     def __init__(self, sleep: Any = time.sleep) -> None:
         self._sleep = sleep

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from shared.domain.errors import JobNotFound
+from shared.domain.errors import JobNotFound, UnreadableJob
 from shared.domain.models import JobStatus
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import RunQueue, RunSlots
@@ -76,7 +76,7 @@ class Admission:
                 ref = JobRef(tenant_id, job_id)
                 try:
                     job = self._jobs.get(ref)
-                except JobNotFound:
+                except (JobNotFound, UnreadableJob):  # an unreadable job cannot run either
                     job = None
                 if job is None or job.is_terminal:
                     self._slots.release(tenant_id, job_id)
@@ -93,5 +93,5 @@ class Admission:
     def _still_queued(self, ref: JobRef) -> bool:
         try:
             return self._jobs.get(ref).status is JobStatus.QUEUED
-        except JobNotFound:
+        except (JobNotFound, UnreadableJob):
             return False

@@ -7,7 +7,7 @@ route functions in `functions/http_api.py` only parse and shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -16,6 +16,7 @@ from shared.domain.auth import Principal, Scope
 from shared.domain.clock import Clock
 from shared.domain.errors import Forbidden, RateLimited
 from shared.domain.models import JobRequest, JobState, JobStatus
+from shared.jobs.registry import JobCatalog
 from shared.services.auth import ResumeTokens
 from shared.services.jobs import JobRef, JobService
 from shared.services.launcher import job_entry, job_schedule_name
@@ -51,6 +52,7 @@ class JobsApi:
     idempotent: IdempotentCreator | None = None
     runner: JobRunner | None = None  # launches and controls executions; None: jobs stay queued
     scheduler: SchedulerGateway | None = None  # starts `scheduled` jobs; None: they wait
+    catalog: JobCatalog = field(default_factory=JobCatalog)  # no import bucket: no csv_import
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -66,6 +68,7 @@ class JobsApi:
         if principal.is_resume:
             raise Forbidden(Scope.JOBS_WRITE.value)
         self._writer(principal)
+        self.catalog.check(request, principal.tenant_id)
         if idempotency_key and self.idempotent is not None:
             state = JobState.model_validate(
                 self.idempotent(

@@ -20,7 +20,9 @@ Invoked by an EventBridge rule `rate(1 hour)` (locally by the ticker). It
 Rules: it runs at most once per interval however often it is invoked (the last successful run
 is recorded), a recorded run in the future means the clock moved and does not block it, and two
 invocations at once are safe: only the holder of a lease item (conditional write, with an
-expiry so a crashed holder cannot block forever) works. Every step is idempotent.
+expiry so a crashed holder cannot block forever) works. Every step is idempotent, and a job
+item that cannot be read (`UnreadableJob`, logged and counted by the store) is skipped and
+listed in the report, never the end of the sweep.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Final
 
 from shared import constants as c
 from shared.domain.clock import Clock
-from shared.domain.errors import IllegalTransition, JobNotFound, StaleJob
+from shared.domain.errors import IllegalTransition, JobNotFound, StaleJob, UnreadableJob
 from shared.domain.models import JobError, JobRecord, JobStatus
 from shared.services.jobs import JobRef
 from shared.services.ports import ExecutionStatuses, Lease, Sweeper
@@ -52,6 +54,7 @@ class CleanupReport:
     relaunched_jobs: list[str] = field(default_factory=list)
     started_jobs: list[str] = field(default_factory=list)
     late_scheduled_jobs: list[str] = field(default_factory=list)  # overdue, enqueued now
+    unreadable_jobs: list[str] = field(default_factory=list)  # skipped: "{tenantId}#{jobId}"
 
 
 class Cleanup:
@@ -101,13 +104,16 @@ class Cleanup:
 
     def _sweep(self, now: datetime) -> CleanupReport:
         purged = 0
+        unreadable: list[str] = []
         for tenant_id, job_id in self._sweeper.expired_jobs(now):
             try:
                 self._jobs.delete(JobRef(tenant_id, job_id))
                 purged += 1
             except (JobNotFound, IllegalTransition):
                 continue  # gone already, or (never expected) not terminal: leave it
-        swept = self._sweep_unfinished(now)
+            except UnreadableJob:
+                unreadable.append(f"{tenant_id}#{job_id}")  # TTL removes it in the end
+        swept = self._sweep_unfinished(now, unreadable)
         reconciled = (
             self._runner.admission.reconcile(self._runner.launch)
             if self._runner.admission is not None
@@ -124,15 +130,19 @@ class Cleanup:
             relaunched_jobs=list(dict.fromkeys(relaunched)),  # a holder may be in both
             started_jobs=reconciled.started if reconciled else [],
             late_scheduled_jobs=swept.late,
+            unreadable_jobs=unreadable,
         )
 
-    def _sweep_unfinished(self, now: datetime) -> _Swept:
+    def _sweep_unfinished(self, now: datetime, unreadable: list[str]) -> _Swept:
         swept = _Swept()
         for tenant_id, job_id in self._sweeper.unfinished_jobs():
             ref = JobRef(tenant_id, job_id)
             try:
                 job = self._jobs.get(ref)
             except JobNotFound:
+                continue
+            except UnreadableJob:
+                unreadable.append(f"{tenant_id}#{job_id}")
                 continue
             if job.status is JobStatus.SCHEDULED:
                 if self._start_overdue(ref, job, now):

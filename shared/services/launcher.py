@@ -31,6 +31,7 @@ from shared.domain.models import (
     TetherModel,
 )
 from shared.domain.schedules import ScheduleRecord, ScheduleRun, run_job_id
+from shared.jobs.registry import JobCatalog
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import SchedulerEntry, ScheduleStore
 from shared.services.runner import JobRunner
@@ -114,11 +115,21 @@ def schedule_entry(schedule: ScheduleRecord) -> SchedulerEntry:
 
 
 class Launcher:
-    def __init__(self, runner: JobRunner, schedules: ScheduleStore | None, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        schedules: ScheduleStore | None,
+        *,
+        clock: Clock,
+        catalog: JobCatalog | None = None,
+    ) -> None:
         self._runner = runner
         self._jobs: JobService = runner.jobs
         self._schedules = schedules
         self._clock = clock
+        # Every job the launcher creates passes the checks POST /jobs applies: a schedule
+        # stored before a rule existed, or an upload event naming another bucket, is refused.
+        self.catalog = catalog or JobCatalog()
 
     def launch(self, request: ScheduledLaunch) -> Launched:
         if request.kind == "job":
@@ -166,6 +177,7 @@ class Launcher:
     def _create_or_find(
         self, request: JobRequest, tenant_id: str, owner_id: str, job_id: str
     ) -> JobRecord:
+        self.catalog.check(request, tenant_id, loc=("job",))
         try:
             return self._jobs.create_job(
                 request, tenant_id=tenant_id, owner_id=owner_id, job_id=job_id

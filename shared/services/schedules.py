@@ -66,6 +66,7 @@ class SchedulesApi:
     def create(self, principal: Principal, request: ScheduleRequest) -> ScheduleView:
         self._writer(principal)
         request.validated()
+        self.launcher.catalog.check(request.job, principal.tenant_id, loc=("body", "job"))
         now = self.clock.now()
         if request.start_at is not None and request.start_at < now - START_AT_GRACE:
             raise InvalidExpression("startAt cannot lie more than 5 minutes in the past")

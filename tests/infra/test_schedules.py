@@ -82,6 +82,7 @@ def test_launcher_and_cleanup_functions(dev_stack: SynthesizedStack) -> None:
         assert (properties["Handler"], properties["Timeout"]) == (handler, timeout)
         variables = properties["Environment"]["Variables"]
         assert set(variables) == set(storage.function_environment(*tables)) | {
+            c.ENV_IMPORT_BUCKET,
             c.ENV_CURSOR_SECRET_ARN,
             c.ENV_STATE_MACHINE_ARN,
             c.ENV_MAX_RUNNING_PER_TENANT,
@@ -160,6 +161,9 @@ def test_http_function_manages_schedules_in_the_group_only(dev_stack: Synthesize
     assert variables[c.ENV_LAUNCHER_ARN] == _arn(dev_stack, stack.schedules.launcher)
     # the schedules it writes name the launch DLQ (shared.adapters.scheduler)
     assert variables[c.ENV_SCHEDULER_DLQ_ARN] == _queue_arn(dev_stack)
+    bucket_ref = {"Ref": dev_stack.logical_id_of(stack.schedules.imports.bucket_name)}
+    assert variables[c.ENV_IMPORT_BUCKET] == bucket_ref
+    assert not [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
 
 
 def test_finalize_frees_run_slots_and_tasks_read_imports(dev_stack: SynthesizedStack) -> None:
@@ -176,9 +180,13 @@ def test_finalize_frees_run_slots_and_tasks_read_imports(dev_stack: SynthesizedS
     assert json.dumps(query["Resource"]).endswith('/index/queue"]]}')
     assert any(s["Action"] == "states:StartExecution" for s in statements)
     bucket = dev_stack.logical_id_of(stack.schedules.imports.bucket_name)
+    # The tasks that read a csv_import's object may GetObject under imports/ of the import
+    # bucket: not the whole bucket, not `*`, no listing (no existence oracle), nothing else.
+    imports_only = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/imports/*"]]}
     for step in ("prepare", "process"):
-        reads = json.dumps(_statements(dev_stack, runner.functions[step].role))
-        assert bucket in reads
+        statements = _statements(dev_stack, runner.functions[step].role)
+        s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+        assert s3 == [{"Action": "s3:GetObject", "Effect": "Allow", "Resource": imports_only}]
     assert bucket not in json.dumps(_statements(dev_stack, runner.functions["finalize"].role))
 
 

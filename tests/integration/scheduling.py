@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 GROUP = "tether-test"
 SCHEDULER_DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:tether-test-launch-dlq"
+IMPORT_BUCKET = "tether-imports"  # the launcher refuses an upload event from any other
 
 
 @dataclass
@@ -191,6 +192,7 @@ def _world(
             c.ENV_MAX_RUNNING_PER_TENANT: "2",
             c.ENV_WRITE_RATE_PER_MINUTE: "1000",
             c.ENV_SCHEDULER_DLQ_ARN: SCHEDULER_DLQ_ARN,
+            c.ENV_IMPORT_BUCKET: IMPORT_BUCKET,
         }
     )
     for key, value in environment.items():

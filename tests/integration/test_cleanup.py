@@ -22,7 +22,9 @@ from tests.integration.scheduling import GROUP, World
 
 def _job(world: World, priority: str = "normal") -> str:
     world.clock.advance(seconds=1)
-    status, created = world.call("POST", "/jobs", {"type": "demo", "priority": priority})
+    status, created = world.call(
+        "POST", "/jobs", {"type": "demo", "params": {"items": 1}, "priority": priority}
+    )
     assert status == 202
     return str(created["job"]["jobId"])
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 RESUME_KEY = "resume-key-for-tests-0123456789abcdef"
 ALL = (Scope.JOBS_READ, Scope.JOBS_WRITE)
+IMPORT_BUCKET = "tether-imports"
+DEMO: dict[str, Any] = {"type": "demo", "params": {"items": 1}}
 
 
 @dataclass
@@ -71,6 +73,7 @@ def api(
     environment[c.ENV_WRITE_RATE_PER_MINUTE] = "20"
     environment[c.ENV_AUTH_HS256_SECRET] = USER_SECRET
     environment[c.ENV_RESUME_SIGNING_KEY] = RESUME_KEY
+    environment[c.ENV_IMPORT_BUCKET] = IMPORT_BUCKET
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
     built = http_api_context(
@@ -81,7 +84,7 @@ def api(
 
 
 def _create(api: Api, token: str, **body: Any) -> dict[str, Any]:
-    status, _, created = api.call("POST", "/jobs", token=token, body={"type": "demo", **body})
+    status, _, created = api.call("POST", "/jobs", token=token, body={**DEMO, **body})
     assert status == 202, created
     return created  # type: ignore[no-any-return]
 
@@ -157,7 +160,7 @@ def test_bad_credentials_are_401_with_a_challenge(
 
 def test_missing_scope_is_403(api: Api) -> None:
     reader = api.token(scopes=(Scope.JOBS_READ,))
-    status, _, body = api.call("POST", "/jobs", token=reader, body={"type": "demo"})
+    status, _, body = api.call("POST", "/jobs", token=reader, body=DEMO)
     assert (status, body["code"]) == (403, "forbidden")
     assert api.call("GET", "/jobs", token=reader)[0] == 200
 
@@ -175,38 +178,34 @@ def test_invalid_body_names_the_field_as_problem_json(api: Api) -> None:
 def test_idempotency_key_returns_the_same_job_and_refuses_a_different_body(api: Api) -> None:
     token = api.token()
     key = {"Idempotency-Key": "create-42"}
-    _, _, first = api.call("POST", "/jobs", token=token, body={"type": "demo"}, headers=key)
-    _, _, again = api.call("POST", "/jobs", token=token, body={"type": "demo"}, headers=key)
+    _, _, first = api.call("POST", "/jobs", token=token, body=DEMO, headers=key)
+    _, _, again = api.call("POST", "/jobs", token=token, body=DEMO, headers=key)
     assert first["job"]["jobId"] == again["job"]["jobId"]
     assert api.call("GET", "/jobs", token=token)[2]["jobs"].__len__() == 1
 
     status, _, body = api.call(
-        "POST", "/jobs", token=token, body={"type": "demo", "priority": "high"}, headers=key
+        "POST", "/jobs", token=token, body={**DEMO, "priority": "high"}, headers=key
     )
     assert (status, body["code"]) == (422, "idempotency_key_reused")
     # the same key in another tenant is another request altogether
-    other = api.call(
-        "POST", "/jobs", token=api.token(tenant="globex"), body={"type": "demo"}, headers=key
-    )
+    other = api.call("POST", "/jobs", token=api.token(tenant="globex"), body=DEMO, headers=key)
     assert other[0] == 202
     assert other[2]["job"]["jobId"] != first["job"]["jobId"]
 
 
 def test_writes_are_rate_limited_per_tenant_with_retry_after(api: Api) -> None:
     token = api.token()
-    statuses = [api.call("POST", "/jobs", token=token, body={"type": "demo"})[0] for _ in range(21)]
+    statuses = [api.call("POST", "/jobs", token=token, body=DEMO)[0] for _ in range(21)]
     assert statuses[:20] == [202] * 20
-    status, headers, body = api.call("POST", "/jobs", token=token, body={"type": "demo"})
+    status, headers, body = api.call("POST", "/jobs", token=token, body=DEMO)
     assert (status, body["code"]) == (429, "rate_limited")
     assert 1 <= int(headers["Retry-After"]) <= 60
     # another tenant is not affected, and reads are never limited
-    assert (
-        api.call("POST", "/jobs", token=api.token(tenant="globex"), body={"type": "demo"})[0] == 202
-    )
+    assert api.call("POST", "/jobs", token=api.token(tenant="globex"), body=DEMO)[0] == 202
     assert api.call("GET", "/jobs", token=token)[0] == 200
     # the next window opens again
     api.clock.advance(seconds=61)
-    assert api.call("POST", "/jobs", token=token, body={"type": "demo"})[0] == 202
+    assert api.call("POST", "/jobs", token=token, body=DEMO)[0] == 202
 
 
 def test_oversized_body_is_413(api: Api) -> None:
@@ -283,7 +282,6 @@ def test_openapi_document_describes_the_routes(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "expected_loc"),
     [
-        ("{not json", None),
         (json.dumps({"type": "demo", "priority": 3}), "priority"),
         (json.dumps({"type": "demo", "params": "x"}), "params"),
         (json.dumps({"type": "demo", "bogus": True}), "bogus"),

@@ -203,7 +203,9 @@ def test_push_attempts_are_visible_in_the_jobs_state(api: Api) -> None:
     token = api.token()
     api.register(token, platform="ios", token=IOS_TOKEN)
     api.register(token, platform="android", token=ANDROID_TOKEN)
-    status, _, created = api.call("POST", "/jobs", token=token, body={"type": "demo"})
+    status, _, created = api.call(
+        "POST", "/jobs", token=token, body={"type": "demo", "params": {"items": 1}}
+    )
     assert status == 202
     job_id = created["job"]["jobId"]
     jobs = api.context.api.jobs
@@ -240,7 +242,9 @@ def test_bad_registrations_are_problems(api: Api) -> None:
         assert IOS_TOKEN not in json.dumps(problem)
     # No token: 401; a resume token (one job's reader): 403
     assert api.register("", platform="ios", token=IOS_TOKEN)[0] == 401
-    _, _, created = api.call("POST", "/jobs", token=token, body={"type": "demo"})
+    _, _, created = api.call(
+        "POST", "/jobs", token=token, body={"type": "demo", "params": {"items": 1}}
+    )
     assert api.register(created["resumeToken"], platform="ios", token=IOS_TOKEN)[0] == 403
 
 

@@ -36,7 +36,9 @@ def _s3_event(key: str, sequencer: str = "0062E99A88DC407460") -> dict[str, Any]
 def test_scheduler_starts_a_job_for_later_once(world: World) -> None:
     later = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
     _, created = world.call(
-        "POST", "/jobs", {"type": "demo", "schedule": {"scheduledFor": later.isoformat()}}
+        "POST",
+        "/jobs",
+        {"type": "demo", "params": {"items": 1}, "schedule": {"scheduledFor": later.isoformat()}},
     )
     job_id = created["job"]["jobId"]
     event = {
@@ -65,7 +67,11 @@ def test_scheduler_starts_a_job_for_later_once(world: World) -> None:
 
 
 def test_a_schedule_run_is_one_job_however_often_scheduler_retries(world: World) -> None:
-    body = {"name": "hourly", "expression": "rate(1 hour)", "job": {"type": "demo"}}
+    body = {
+        "name": "hourly",
+        "expression": "rate(1 hour)",
+        "job": {"type": "demo", "params": {"items": 1}},
+    }
     _, schedule = world.call("POST", "/schedules", body)
     schedule_id = schedule["scheduleId"]
     due = "2026-01-01T01:00:00Z"

@@ -149,7 +149,7 @@ def test_another_tenants_schedule_is_not_found(world: World) -> None:
 
 def test_a_job_for_later_gets_an_at_schedule_that_cancel_deletes(world: World) -> None:
     later = datetime(2026, 1, 1, 9, 15, tzinfo=UTC)
-    body = {"type": "demo", "schedule": {"scheduledFor": later.isoformat()}}
+    body = {"type": "demo", "params": {"items": 1}, "schedule": {"scheduledFor": later.isoformat()}}
 
     # When a job is created for later
     status, created = world.call("POST", "/jobs", body)

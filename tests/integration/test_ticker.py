@@ -22,7 +22,11 @@ def _at(hour: int, minute: int = 0, day: int = 1) -> datetime:
 
 def test_ticker_fires_at_rate_and_cron_schedules_and_cleanup_across_a_day(world: World) -> None:
     # Given a job for 09:15, a rate(6 hours) schedule, a weekday 09:30 Paris cron, a paused one
-    later = {"type": "demo", "schedule": {"scheduledFor": _at(9, 15).isoformat()}}
+    later = {
+        "type": "demo",
+        "params": {"items": 1},
+        "schedule": {"scheduledFor": _at(9, 15).isoformat()},
+    }
     job_id = world.call("POST", "/jobs", later)[1]["job"]["jobId"]
     ids = {}
     for name, expression, timezone in [
@@ -34,7 +38,7 @@ def test_ticker_fires_at_rate_and_cron_schedules_and_cleanup_across_a_day(world:
             "name": name,
             "expression": expression,
             "timezone": timezone,
-            "job": {"type": "demo"},
+            "job": {"type": "demo", "params": {"items": 1}},
         }
         status, created = world.call("POST", "/schedules", body)
         assert status == 201, created
@@ -88,7 +92,11 @@ def test_ticker_fires_at_rate_and_cron_schedules_and_cleanup_across_a_day(world:
 
 
 def test_ticker_fires_nothing_twice_when_the_clock_moves_back(world: World) -> None:
-    body = {"name": "hourly", "expression": "rate(1 hour)", "job": {"type": "demo"}}
+    body = {
+        "name": "hourly",
+        "expression": "rate(1 hour)",
+        "job": {"type": "demo", "params": {"items": 1}},
+    }
     world.call("POST", "/schedules", body)
     ticker = Ticker(
         scheduler=world.scheduler, group=GROUP, launch=launcher_handler.handler, clock=world.clock

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 def _create(world: World, priority: str, tenant: str = "acme") -> str:
     world.clock.advance(seconds=1)  # distinct creation times: oldest first within a priority
     status, created = world.call(
-        "POST", "/jobs", {"type": "demo", "priority": priority}, tenant=tenant
+        "POST",
+        "/jobs",
+        {"type": "demo", "params": {"items": 1}, "priority": priority},
+        tenant=tenant,
     )
     assert status == 202, created
     return str(created["job"]["jobId"])
