@@ -175,7 +175,6 @@ class Schedules(Construct):
                 actions=["sqs:SendMessage"], resources=[self.launch_failures.queue_arn]
             )
         )
-        self.imports = imports
         self._import_rule()
         self.cleanup_rule = events.Rule(
             self,
