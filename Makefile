@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test install lint typecheck unit integration infra-test browser-deps browser-test \
+.PHONY: dev test pytest install lint typecheck unit integration infra-test browser-deps browser-test \
 	bench synth deploy destroy clean
 
 $(UV):
@@ -32,8 +32,15 @@ dev: $(VENV)/.installed
 	$(VENV)/bin/tether dev
 
 ## Set up and run every check: lint, types, unit, integration, infra and browser tests.
-test: install browser-deps lint typecheck
-	$(PY) -m pytest -n 2 --dist load
+# mypy runs beside pytest (it is single-threaded, and pytest's workers often wait on sockets);
+# --output-sync prints each one's output in one piece when it ends, and either failing fails
+# the target. --dist loadgroup: tests sharing an expensive fixture stay on one worker
+# (tests/conftest.py).
+test: install browser-deps lint
+	@$(MAKE) --no-print-directory -j2 --output-sync=target typecheck pytest
+
+pytest: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

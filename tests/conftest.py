@@ -24,6 +24,25 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+# Tests that share an expensive fixture run on one xdist worker (`make test` runs
+# `--dist loadgroup`), so the fixture is built once per run instead of once per worker: the
+# synthesized CDK apps (tests/infra, session-wide), and each e2e or browser module's local stack
+# (module-wide; test_restart.py starts its own stacks, so its tests spread freely).
+_SHARED_CDK_APPS: Final = "tests/infra/"
+_SHARED_STACK_PER_MODULE: Final = ("tests/e2e/", "tests/browser/")
+_OWN_STACKS: Final = "tests/e2e/test_restart.py"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith(_SHARED_CDK_APPS):
+            item.add_marker(pytest.mark.xdist_group("cdk-apps"))
+        elif path.startswith(_SHARED_STACK_PER_MODULE) and path != _OWN_STACKS:
+            item.add_marker(pytest.mark.xdist_group(path))
+
+
 _SESSION_START = time.time()
 BROWSER_ARTIFACTS: Final = Path(__file__).resolve().parents[1] / ".artifacts" / "browser"
 

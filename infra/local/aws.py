@@ -86,6 +86,7 @@ class LocalAws:
 
     def start(self) -> LocalAws:
         moto_patches.journal_rollback()
+        moto_patches.plain_attribute_values()
         app = _SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             self.host, self.port, app, threaded=True, request_handler=_QuietHandler

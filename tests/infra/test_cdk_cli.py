@@ -2,8 +2,10 @@
 
 aws-cdk-lib writes the assembly in a schema version the CLI must know; a CLI older than the
 library refuses it ("this CDK CLI is not compatible with the CDK library"), which would only
-show at `make deploy`. Here the CLI runs the app exactly as a deploy does (cdk.json's `app`)
-and lists both stacks; the dependencies layer is not built (`tether:bundle=false`).
+show at `make deploy`. Here the CLI lists both stacks of the assembly the `dev_stack` fixture
+synthesized: the app `build_app` builds, as cdk.json's `app` (`python -m infra.app`) does, so
+the CLI need not run a second synth of its own; the dependencies layer is not built
+(`tether:bundle=false`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from infra.cloud.packaging import BUNDLE_CONTEXT_KEY
+from infra import app
+
+if TYPE_CHECKING:
+    from tests.infra.conftest import SynthesizedStack
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
 
 
-def test_the_pinned_cli_lists_both_stacks_of_the_app(tmp_path: Path) -> None:
+def test_the_pinned_cli_lists_both_stacks_of_the_app(dev_stack: SynthesizedStack) -> None:
     # Given the CLI that package.json pins
     if not CLI.exists():
         reason = "the pinned CDK CLI is not installed: run `make install`"
@@ -34,10 +40,13 @@ def test_the_pinned_cli_lists_both_stacks_of_the_app(tmp_path: Path) -> None:
     ).stdout
     assert version.startswith(pinned), version
 
-    # When it lists the app's stacks (one stage is enough: the schema does not depend on it)
-    context = ["-c", "stage=dev", "-c", f"{BUNDLE_CONTEXT_KEY}=false"]
+    # and cdk.json running the module whose `main` synthesizes what `build_app` builds
+    assert json.loads((ROOT / "cdk.json").read_text())["app"].endswith(f"-m {app.__name__}")
+
+    # When it lists the stacks of the app's assembly (one stage is enough: the schema does not
+    # depend on it)
     listed = subprocess.run(  # noqa: S603 - the pinned CLI, fixed arguments
-        [str(CLI), "ls", *context, "--output", str(tmp_path / "cdk.out")],
+        [str(CLI), "ls", "--app", str(dev_stack.outdir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -45,8 +54,6 @@ def test_the_pinned_cli_lists_both_stacks_of_the_app(tmp_path: Path) -> None:
         check=False,
     )
 
-    # Then it read the assembly: both stacks, the data stack first (the app's own report
-    # lines, "Tether-dev: N resources", are not stack names)
+    # Then it read the assembly: both stacks, the data stack first
     assert listed.returncode == 0, listed.stderr[-2000:]
-    names = [line for line in listed.stdout.splitlines() if line.startswith("Tether-")]
-    assert [name for name in names if " " not in name] == ["Tether-dev-data", "Tether-dev"]
+    assert listed.stdout.split() == ["Tether-dev-data", "Tether-dev"]

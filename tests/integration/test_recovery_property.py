@@ -8,12 +8,10 @@ Runs against moto with the real store, connection table and session; the dispatc
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
 
 from infra.local import moto_patches
 from shared.adapters.cursor import CursorCodec
@@ -60,36 +60,53 @@ class World:
     ids: Iterator[int] = field(default_factory=itertools.count)
 
 
-@functools.cache
-def _client() -> DynamoDBClient:
-    """One client for all examples: building a boto3 client costs more than an example."""
-    return boto3.client(
-        "dynamodb",
-        region_name="us-east-1",
-        config=AWS_CONFIG,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+@dataclass(frozen=True)
+class Tables:
+    client: DynamoDBClient
+    names: dict[str, str]
 
 
-@contextmanager
-def fresh_world() -> Iterator[World]:
-    """New tables for every example: moto scans whole tables for index queries, so a table
-    that grew over hundreds of examples would make each one slower than the last."""
+@pytest.fixture(scope="module")
+def tables() -> Iterator[Tables]:
+    """moto, one client and Tether's tables, set up once for every example: starting moto,
+    building a boto3 client and creating the tables each cost more than an example does."""
+    moto_patches.install()
     with mock_aws():
-        client = _client()
-        names = create_tables(client, "prop")
-        clock = ManualClock()
-        store = DynamoJobStore(
-            client, TableNames(names["jobs"], names["messages"]), CursorCodec(b"p" * 32)
+        client = boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            config=AWS_CONFIG,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
-        service = JobService(store, clock=clock, ids=RandomIds(), progress_min_interval=timedelta())
-        connections = DynamoConnectionStore(client, names["connections"])
-        runner = JobRunner(service, clock=clock, executions=None, batch_size=100)
-        session = WebSocketSession(
-            jobs=service, connections=connections, clock=clock, runner=runner
-        )
-        yield World(service, connections, session, clock)
+        yield Tables(client, create_tables(client, "prop"))
+
+
+def _emptied(names: dict[str, str]) -> None:
+    """Forget every item (and stream record) of the shared tables, in process: moto scans a
+    whole table for an index query, so tables that grew over hundreds of examples would make
+    each example slower than the last."""
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    for name in names.values():
+        table = backend.get_table(name)
+        table.items.clear()
+        if table.stream_shard is not None:
+            table.stream_shard.items.clear()
+
+
+def fresh_world(tables: Tables) -> World:
+    """A new clock and services over the shared tables, emptied first."""
+    _emptied(tables.names)
+    client, names = tables.client, tables.names
+    clock = ManualClock()
+    store = DynamoJobStore(
+        client, TableNames(names["jobs"], names["messages"]), CursorCodec(b"p" * 32)
+    )
+    service = JobService(store, clock=clock, ids=RandomIds(), progress_min_interval=timedelta())
+    connections = DynamoConnectionStore(client, names["connections"])
+    runner = JobRunner(service, clock=clock, executions=None, batch_size=100)
+    session = WebSocketSession(jobs=service, connections=connections, clock=clock, runner=runner)
+    return World(service, connections, session, clock)
 
 
 @dataclass
@@ -144,10 +161,8 @@ def _dispatch(world: World, client: Client, ref: JobRef, after: int) -> None:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations=OPERATIONS)
-def test_every_seq_once_in_order_or_resync(operations: list[str]) -> None:
-    moto_patches.install()
-    with fresh_world() as world:
-        _play(world, operations)
+def test_every_seq_once_in_order_or_resync(tables: Tables, operations: list[str]) -> None:
+    _play(fresh_world(tables), operations)
 
 
 def _play(world: World, operations: list[str]) -> None:
