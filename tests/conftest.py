@@ -8,6 +8,8 @@ from typing import Final
 
 import pytest
 
+from infra.local import dynamo_rules
+
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,6 +24,13 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dynamodb_as_aws() -> None:
+    # moto accepts requests DynamoDB refuses and ends pages differently: every boto3 client
+    # of the run meets DynamoDB's rules instead (infra/local/dynamo_rules.py).
+    dynamo_rules.install()
 
 
 _SESSION_START = time.time()
