@@ -102,11 +102,21 @@ def value_size(value: Json) -> int:
 
 
 def number_size(text: str) -> int:
+    # Most numbers are short integers (counters, seqs, timestamps): in range by construction.
+    digits = text[1:] if text[:1] == "-" else text
+    if 0 < len(digits) <= MAX_DIGITS and digits.isascii() and digits.isdigit():
+        significant = len(digits.strip("0"))
+        return 2 if not significant else 1 + (significant + 1) // 2 + (digits is not text)
+    return _decimal_size(text)
+
+
+def _decimal_size(text: str) -> int:
     try:
         number = Decimal(text)
     except InvalidOperation:
         number = Decimal("NaN")
-    if not number.is_finite() or text != text.strip():
+    # Python reads "1_000" and " 1" as numbers; DynamoDB does not.
+    if not number.is_finite() or text != text.strip() or "_" in text:
         raise RuleViolation(f"The parameter cannot be converted to a numeric value: {text}")
     if number.is_zero():
         return 2
@@ -268,7 +278,7 @@ def _transaction_length(actions: list[Json]) -> None:
 def _transact_write(request: Json, schema: SchemaLookup) -> None:
     actions: list[Json] = request.get("TransactItems", [])
     _transaction_length(actions)
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
     total = 0
     for action in actions:
         ((kind, operation),) = action.items()
@@ -283,7 +293,7 @@ def _transact_write(request: Json, schema: SchemaLookup) -> None:
             total += check_key(key)
         _check_expressions(operation)
         if key is not None:
-            identity = (table, json.dumps(key, sort_keys=True))
+            identity = (table, tuple(sorted((n, *v.items()) for n, v in key.items() if v)))
             if identity in seen:
                 raise RuleViolation(
                     "Transaction request cannot include multiple operations on one item"
@@ -360,7 +370,7 @@ def _validation_error(message: str) -> tuple[AWSResponse, Json]:
     body = {"__type": "com.amazon.coral.validate#ValidationException", "message": message}
     headers = {"x-amzn-requestid": request_id, "content-type": "application/x-amz-json-1.0"}
     http = AWSResponse("", 400, headers, None)
-    http._content = json.dumps(body).encode()  # noqa: SLF001 - a response that was never sent
+    http._content = json.dumps(body).encode()  # a response never sent
     parsed: Json = {
         "Error": {"Code": "ValidationException", "Message": message},
         "ResponseMetadata": {
@@ -395,7 +405,7 @@ def _ended_at_limit(original: Callable[..., Any], filter_arg: str, projection_ar
         items, scanned, last_key = original(*bound.args, **bound.kwargs)
         limit = bound.arguments["limit"]
         if last_key is None and limit and items and len(items) == limit:
-            last_key = self._get_last_evaluated_key(items[-1], bound.arguments["index_name"])  # noqa: SLF001
+            last_key = self._get_last_evaluated_key(items[-1], bound.arguments["index_name"])
         if condition is not None:
             items = [item for item in items if condition.expr(item)]
         if projection:
@@ -406,12 +416,11 @@ def _ended_at_limit(original: Callable[..., Any], filter_arg: str, projection_ar
 
 
 _lock = threading.Lock()
-_installed = False
+_installed: set[str] = set()  # once per process, as moto_patches
 
 
 def install() -> None:
     """Enforce the rules on every boto3 client created from now on, and end pages as AWS."""
-    global _installed  # noqa: PLW0603 - one process-wide installation
     with _lock:
         if _installed:
             return
@@ -420,5 +429,4 @@ def install() -> None:
             boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", refuse_violations)
         Table.query = _ended_at_limit(Table.query, "filter_expression", "projection_expressions")  # type: ignore[method-assign]
         Table.scan = _ended_at_limit(Table.scan, "filter_expression", "projection_expression")  # type: ignore[method-assign]
-        _installed = True
-
+        _installed.add("rules")

@@ -288,9 +288,7 @@ class DynamoJobStore:
             },
             "ConsistentRead": True,
         }
-        page = query_page(
-            self._client, query, limit=limit, position=MESSAGES.position_attributes()
-        )
+        page = query_page(self._client, query, limit=limit, position=MESSAGES.position_attributes())
         return MessagePage(
             messages=[message_from_item(item) for item in page.items],
             has_more=page.next_position is not None,

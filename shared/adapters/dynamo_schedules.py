@@ -71,9 +71,7 @@ class DynamoScheduleStore:
         page = query_page(
             self._client, query, limit=limit, position=SCHEDULES.position_attributes()
         )
-        schedules = [
-            ScheduleRecord.model_validate(from_attribute_map(item)) for item in page.items
-        ]
+        schedules = [ScheduleRecord.model_validate(from_attribute_map(item)) for item in page.items]
         last = page.next_position
         return schedules, self._cursors.encode(scope, last) if last else None
 
