@@ -74,6 +74,15 @@ class TableSpec:
     def local_name(self, prefix: str) -> str:
         return f"{prefix}-{self.key}"
 
+    def position_attributes(self, index: str | None = None) -> tuple[str, ...]:
+        """The attributes of a position in a Query of the table or of one of its indexes
+        (an ExclusiveStartKey): the table's key, plus the index's key."""
+        names = [attr.name for attr in (self.partition_key, self.sort_key) if attr is not None]
+        if index is not None:
+            spec = next(i for i in self.indexes if i.name == index)
+            names += [a.name for a in (spec.partition_key, spec.sort_key) if a is not None]
+        return tuple(dict.fromkeys(names))
+
     @property
     def key_attributes(self) -> tuple[KeyAttribute, ...]:
         """Every attribute used in a key of the table or its indexes, each once."""

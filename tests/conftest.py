@@ -8,6 +8,8 @@ from typing import Final
 
 import pytest
 
+from infra.local import dynamo_rules
+
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +43,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("cdk-apps"))
         elif path.startswith(_SHARED_STACK_PER_MODULE) and path != _OWN_STACKS:
             item.add_marker(pytest.mark.xdist_group(path))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dynamodb_as_aws() -> None:
+    # moto accepts requests DynamoDB refuses and ends pages differently: every boto3 client
+    # of the run meets DynamoDB's rules instead (infra/local/dynamo_rules.py).
+    dynamo_rules.install()
 
 
 _SESSION_START = time.time()

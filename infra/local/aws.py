@@ -25,7 +25,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.local import journal, moto_patches
+from infra.local import dynamo_rules, journal, moto_patches
 from shared.adapters.dynamo_tables import create_tables
 from shared.wiring import AWS_CONFIG
 
@@ -87,6 +87,7 @@ class LocalAws:
     def start(self) -> LocalAws:
         moto_patches.journal_rollback()
         moto_patches.plain_attribute_values()
+        dynamo_rules.install()  # DynamoDB's rules for every client of this process
         app = _SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             self.host, self.port, app, threaded=True, request_handler=_QuietHandler

@@ -48,7 +48,7 @@ from functions import (
     runner,
     ws_handler,
 )
-from infra.local import moto_patches
+from infra.local import dynamo_rules, moto_patches
 from infra.local import stepfunctions as local_sfn
 from infra.local.console import IMPORT_BUCKET
 from infra.local.events import LocalLambdaContext, handler_caches
@@ -130,6 +130,7 @@ class _World:
 @contextmanager
 def _environment() -> Iterator[_World]:
     moto_patches.install()
+    dynamo_rules.install()
     keys = {name: secrets.token_urlsafe(48) for name in ("user", "resume", "cursor")}
     saved = dict(os.environ)
     try:

@@ -30,6 +30,7 @@ from shared.adapters.dynamo_codec import (
     to_attribute,
     to_attribute_map,
 )
+from shared.adapters.dynamo_pages import query_page
 from shared.constants import (
     MESSAGE_TTL_SECONDS,
     METRICS_NAMESPACE,
@@ -41,7 +42,7 @@ from shared.domain.errors import JobAlreadyExists, JobNotFound, StaleJob, Unread
 from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobRecord, JobStatus
 from shared.services.ports import JobFilter, JobPage, MessagePage
-from shared.tables import JOBS
+from shared.tables import JOBS, MESSAGES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -290,19 +291,13 @@ class DynamoJobStore:
         scope = f"jobs|{tenant_id}|{job_filter.status or ''}|{job_filter.type or ''}"
         if cursor:
             query["ExclusiveStartKey"] = self._cursors.decode(scope, cursor)
-        jobs: list[JobRecord] = []
-        last: dict[str, Any] | None = None
-        # A filter may leave a page short; keep reading until the page is full or the end.
-        while len(jobs) < limit:
-            query["Limit"] = limit - len(jobs)
-            page = self._client.query(**query)
-            jobs.extend(_readable(page.get("Items", [])))
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                break
-            query["ExclusiveStartKey"] = last
-        next_cursor = self._cursors.encode(scope, last) if last else None
-        return JobPage(jobs=jobs, next_cursor=next_cursor)
+        position = JOBS.position_attributes(query.get("IndexName"))
+        page = query_page(self._client, query, limit=limit, position=position)
+        last = page.next_position
+        return JobPage(
+            jobs=list(_readable(page.items)),
+            next_cursor=self._cursors.encode(scope, last) if last else None,
+        )
 
     def _list_query(self, tenant_id: str, job_filter: JobFilter) -> QueryInputTypeDef:
         values: dict[str, Any] = {}
@@ -340,18 +335,11 @@ class DynamoJobStore:
             },
             "ConsistentRead": True,
         }
-        messages: list[Envelope] = []
-        has_more = False
-        while len(messages) < limit:
-            query["Limit"] = limit - len(messages)
-            page = self._client.query(**query)
-            messages.extend(message_from_item(item) for item in page.get("Items", []))
-            last = page.get("LastEvaluatedKey")
-            has_more = bool(last)
-            if not last:
-                break
-            query["ExclusiveStartKey"] = last
-        return MessagePage(messages=messages, has_more=has_more)
+        page = query_page(self._client, query, limit=limit, position=MESSAGES.position_attributes())
+        return MessagePage(
+            messages=[message_from_item(item) for item in page.items],
+            has_more=page.next_position is not None,
+        )
 
 
 def _item_of(exc: ClientError) -> JobRecord | None:

@@ -12,8 +12,10 @@ from botocore.exceptions import ClientError
 
 from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_codec import from_attribute_map, to_attribute_map
+from shared.adapters.dynamo_pages import query_page
 from shared.domain.errors import ScheduleNotFound
 from shared.domain.schedules import ScheduleRecord
+from shared.tables import SCHEDULES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -62,17 +64,15 @@ class DynamoScheduleStore:
             "TableName": self._table,
             "KeyConditionExpression": "tenantId = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant_id}},
-            "Limit": limit,
         }
         scope = f"schedules|{tenant_id}"
         if cursor:
             query["ExclusiveStartKey"] = self._cursors.decode(scope, cursor)
-        page = self._client.query(**query)
-        schedules = [
-            ScheduleRecord.model_validate(from_attribute_map(item))
-            for item in page.get("Items", [])
-        ]
-        last = page.get("LastEvaluatedKey")
+        page = query_page(
+            self._client, query, limit=limit, position=SCHEDULES.position_attributes()
+        )
+        schedules = [ScheduleRecord.model_validate(from_attribute_map(item)) for item in page.items]
+        last = page.next_position
         return schedules, self._cursors.encode(scope, last) if last else None
 
     def replace(self, schedule: ScheduleRecord) -> bool:

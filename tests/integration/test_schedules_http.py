@@ -137,6 +137,15 @@ def test_list_pages_with_a_signed_cursor(world: World) -> None:
     assert (status, problem["code"]) == (400, "invalid_cursor")
 
 
+def test_the_last_full_page_of_schedules_has_no_cursor(world: World) -> None:
+    for i in range(2):
+        world.call("POST", "/schedules", {**NIGHTLY, "name": f"n{i}"})
+
+    _, page = world.call("GET", "/schedules?limit=2")
+
+    assert (len(page["schedules"]), page["nextCursor"]) == (2, None)
+
+
 def test_another_tenants_schedule_is_not_found(world: World) -> None:
     _, created = world.call("POST", "/schedules", NIGHTLY)
     path = f"/schedules/{created['scheduleId']}"

@@ -331,6 +331,67 @@ def test_list_filters_and_paginates_with_a_signed_cursor(
         service.list(TENANT, JobFilter(), cursor="not-a-cursor")
 
 
+def test_the_last_full_page_of_jobs_has_no_cursor(service: JobService, clock: ManualClock) -> None:
+    # Given four jobs, two of them running (DynamoDB returns a LastEvaluatedKey whenever a
+    # page stops at its Limit, even when nothing follows: the strict layer does the same)
+    jobs = []
+    for _ in range(4):
+        clock.advance(seconds=1)
+        jobs.append(_create(service))
+    for job in jobs[:2]:
+        service.start(_ref(job), total=1)
+
+    # When listing two at a time, Then the second page is the last: no cursor to an empty page
+    first = service.list(TENANT, JobFilter(), limit=2)
+    second = service.list(TENANT, JobFilter(), limit=2, cursor=first.next_cursor)
+    assert [j.job_id for j in first.jobs + second.jobs] == [j.job_id for j in reversed(jobs)]
+    assert first.next_cursor is not None
+    assert second.next_cursor is None
+    # and the same through an index, and through an index with a filter
+    running = service.list(TENANT, JobFilter(status=JobStatus.RUNNING), limit=2)
+    assert (len(running.jobs), running.next_cursor) == (2, None)
+    queued = JobFilter(status=JobStatus.QUEUED, type="demo")
+    both = service.list(TENANT, queued, limit=2)
+    assert (len(both.jobs), both.next_cursor) == (2, None)
+    one = service.list(TENANT, queued, limit=1)
+    rest = service.list(TENANT, queued, limit=1, cursor=one.next_cursor)
+    assert [j.job_id for j in one.jobs + rest.jobs] == [jobs[3].job_id, jobs[2].job_id]
+    assert rest.next_cursor is None
+
+
+def test_a_cursor_past_the_end_gives_an_empty_page_without_a_cursor(
+    service: JobService, clock: ManualClock
+) -> None:
+    # Given a cursor issued while a third job still followed
+    jobs = []
+    for _ in range(3):
+        clock.advance(seconds=1)
+        jobs.append(_create(service))
+    first = service.list(TENANT, JobFilter(), limit=2)
+    assert first.next_cursor is not None
+
+    # When that job is deleted before the next page is read
+    service.request_cancel(_ref(jobs[0]))
+    service.delete(_ref(jobs[0]))
+    after = service.list(TENANT, JobFilter(), limit=2, cursor=first.next_cursor)
+
+    # Then the listing ends there
+    assert (after.jobs, after.next_cursor) == ([], None)
+
+
+def test_a_log_page_that_ends_at_the_head_has_no_more(service: JobService) -> None:
+    job = _create(service)
+    ref = _ref(job)
+    service.start(ref, total=2)
+    service.report_progress(ref, ProgressDelta(succeeded=1))  # seq 1 queued, 2 running, 3
+
+    exact = service.messages_after(ref, 0, limit=3)
+    short = service.messages_after(ref, 0, limit=2)
+
+    assert ([m.seq for m in exact.messages], exact.has_more) == ([1, 2, 3], False)
+    assert ([m.seq for m in short.messages], short.has_more) == ([1, 2], True)
+
+
 def test_delete_removes_a_finished_job_and_its_log(
     service: JobService, clock: ManualClock, dynamodb: DynamoDBClient, table_names: dict[str, str]
 ) -> None:
