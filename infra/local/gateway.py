@@ -9,36 +9,45 @@ One aiohttp server plays the three faces of API Gateway that Tether uses (DESIGN
   event (route key from `$request.body.action`, else `$default`); closing runs `$disconnect`.
   API Gateway's limits hold: a message over 128 KB or a frame over 32 KB closes the socket with
   1009, and idle (10 min) and old (2 h) connections are closed;
-* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`), answering in the
-  shapes boto3's `apigatewaymanagementapi` client parses, `410 GoneException` for a closed or
-  unknown connection, so the dispatcher's and the handler's posts reach real sockets.
+* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`), SigV4-signed with
+  the stack's credentials as IAM requires on AWS (`sigv4`), answering in the shapes boto3's
+  `apigatewaymanagementapi` client parses, `410 GoneException` for a closed or unknown
+  connection, so the dispatcher's and the handler's posts reach real sockets.
 
-Handlers are synchronous, like Lambda: they run in a thread pool, never on the event loop.
+Handlers are synchronous, like Lambda: they run in a thread pool, never on the event loop, and
+each function takes one event at a time (`environments`). While the handler runs for a
+client's message, frames others post to that connection (the dispatcher's live ones) wait and
+follow the handler's own, so a `subscribed` reply and its replay reach the client before any
+live frame of the subscription it opened. A handler that fails answers as API Gateway does:
+an `Internal server error` frame (WebSocket) or a 500 (HTTP), the connection kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final, get_args
 
+import pydantic_core
 from aiohttp import WSCloseCode, WSMsgType, web
 from aws_lambda_powertools import Logger
+from botocore.credentials import ReadOnlyCredentials
 from multidict import CIMultiDictProxy
 
 from infra.cors import CorsPolicy
+from infra.local.environments import INVOCATION_HEADER, Handler, LocalFunction
 from infra.local.events import LocalLambdaContext, http_api_event, websocket_event
+from infra.local.sigv4 import SignatureRefused, SignedRequest, verify
 from shared.domain.actions import Ack, Cancel, Ping, Subscribe, Unsubscribe
-
-Handler = Callable[[dict[str, Any], Any], Any]
 
 WS_PATH: Final = "/ws"
 CONNECTIONS_PATH: Final = "/@connections"
@@ -79,9 +88,31 @@ class _Connection:
     user_agent: str
     connected_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
+    running: str | None = None  # request id of the handler invocation for this client's message
+    held: list[bytes] = field(default_factory=list)  # others' frames posted meanwhile, in order
 
     def touch(self) -> None:
         self.last_active = time.time()
+
+    async def deliver(self, data: bytes, poster: str | None) -> None:
+        """Send a posted frame now, or hold it if it is not the running handler's own."""
+        if (self.running is not None and poster != self.running) or self.held:
+            self.held.append(data)  # and while held ones are flushed, behind them
+            return
+        await _send(self.socket, data)
+        self.touch()
+
+    async def flush(self) -> None:
+        """After the handler's frames: the held ones, in the order they were posted."""
+        while self.held:
+            data = self.held[0]
+            try:
+                await _send(self.socket, data)
+            except (ConnectionError, RuntimeError):
+                self.held.clear()  # closed: the log keeps them for the client's next subscribe
+                return
+            del self.held[0]
+            self.touch()
 
 
 @dataclass(frozen=True)
@@ -100,12 +131,16 @@ class Gateway:
         handlers: GatewayHandlers,
         executor: ThreadPoolExecutor,
         *,
+        credentials: ReadOnlyCredentials,
         stage: str = "local",
         limits: GatewayLimits | None = None,
         routes: Sequence[web.RouteDef] = (),
         cors: CorsPolicy | None = None,
     ) -> None:
-        self._handlers = handlers
+        self._http_api = LocalFunction("tether-http-api", handlers.http)
+        self._authorizer = LocalFunction("tether-authorizer", handlers.authorizer)
+        self._ws_handler = LocalFunction("tether-ws-handler", handlers.websocket)
+        self._credentials = credentials  # what @connections callers must sign with
         self._cors = cors  # None: same-origin callers only, as an API without CORS
         self._executor = executor
         self._stage = stage
@@ -121,10 +156,15 @@ class Gateway:
     def connection_ids(self) -> list[str]:
         return list(self._connections)
 
-    async def _run(self, handler: Handler, event: dict[str, Any], name: str) -> Any:
+    async def _run(
+        self,
+        function: LocalFunction,
+        event: dict[str, Any],
+        context: LocalLambdaContext | None = None,
+    ) -> Any:
         loop = asyncio.get_running_loop()
-        context = LocalLambdaContext(function_name=f"tether-{name}")
-        return await loop.run_in_executor(self._executor, handler, event, context)
+        context = context or LocalLambdaContext(function_name=function.name)
+        return await loop.run_in_executor(self._executor, function, event, context)
 
     # -- HTTP API --------------------------------------------------------------------------
 
@@ -156,8 +196,13 @@ class Gateway:
         event["rawQueryString"] = request.query_string
         event["queryStringParameters"] = _joined(request.query) or None
         event["isBase64Encoded"] = encoded
-        answer = await self._run(self._handlers.http, event, "http-api")
-        response = _http_response(answer)
+        try:
+            response = _http_response(await self._run(self._http_api, event))
+        except Exception:
+            logger.exception("http handler failed")  # API Gateway: 500, the function's error hidden
+            response = web.json_response(
+                {"message": "Internal Server Error"}, status=HTTPStatus.INTERNAL_SERVER_ERROR
+            )
         if self._cors is not None:
             response.headers.update(self._cors.response(origin))
         logger.info(
@@ -191,7 +236,7 @@ class Gateway:
             stage=self._stage,
             source_ip=source_ip,
         )
-        answer = await self._run(self._handlers.websocket, connect, "ws-handler")
+        answer = await self._run(self._ws_handler, connect)
         status = int(answer.get("statusCode", 200)) if isinstance(answer, dict) else 200
         if status >= HTTPStatus.MULTIPLE_CHOICES:
             logger.info("websocket refused by $connect", extra={"status": status})
@@ -215,7 +260,7 @@ class Gateway:
             disconnect = websocket_event(
                 "DISCONNECT", connection_id, authorizer=authorizer, stage=self._stage
             )
-            await self._run(self._handlers.websocket, disconnect, "ws-handler")
+            await self._run(self._ws_handler, disconnect)
             logger.info(
                 "websocket closed", extra={"connectionId": connection_id, "code": socket.close_code}
             )
@@ -241,7 +286,7 @@ class Gateway:
             },
         }
         try:
-            policy = await self._run(self._handlers.authorizer, event, "authorizer")
+            policy = await self._run(self._authorizer, event)
         except PermissionError:
             return None
         statements = policy.get("policyDocument", {}).get("Statement", [])
@@ -279,7 +324,29 @@ class Gateway:
                 source_ip=connection.source_ip,
             )
             event["isBase64Encoded"] = encoded
-            await self._run(self._handlers.websocket, event, "ws-handler")
+            await self._message(connection_id, connection, event)
+
+    async def _message(
+        self, connection_id: str, connection: _Connection, event: dict[str, Any]
+    ) -> None:
+        """One client message through the handler; others' frames wait until it is done."""
+        context = LocalLambdaContext(function_name=self._ws_handler.name)
+        connection.running = context.aws_request_id
+        try:
+            await self._run(self._ws_handler, event, context)
+        except Exception:
+            # API Gateway tells the client and keeps the connection; the log has the error.
+            logger.exception("websocket handler failed", extra={"connectionId": connection_id})
+            failed = {
+                "message": "Internal server error",
+                "connectionId": connection_id,
+                "requestId": context.aws_request_id,
+            }
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await connection.deliver(json.dumps(failed).encode(), context.aws_request_id)
+        finally:
+            connection.running = None
+            await connection.flush()
 
     async def expire_connections(self) -> None:
         """Close idle and old connections, as API Gateway does."""
@@ -302,12 +369,24 @@ class Gateway:
 
     async def _management(self, request: web.Request) -> web.StreamResponse:
         connection_id = request.match_info["connection_id"]
+        body = await request.read()
+        signed = SignedRequest(
+            method=request.method,
+            url=f"{request.scheme}://{request.host}{request.raw_path}",
+            headers={name.lower(): request.headers.getall(name) for name in request.headers},
+            body=body,
+        )
+        try:
+            verify(signed, self._credentials, datetime.now(UTC))
+        except SignatureRefused as refused:
+            logger.warning("@connections call refused", extra={"code": refused.code})
+            return _aws_error(HTTPStatus.FORBIDDEN, refused.code, refused.message)
         connection = self._connections.get(connection_id)
         if connection is None or connection.socket.closed:
             return _aws_error(HTTPStatus.GONE, "GoneException", f"{connection_id} is gone")
         match request.method:
             case "POST":
-                return await self._post(connection, await request.read())
+                return await self._post(connection, body, request.headers.get(INVOCATION_HEADER))
             case "GET":
                 return web.json_response(
                     {
@@ -325,7 +404,9 @@ class Gateway:
             case _:
                 return _aws_error(HTTPStatus.METHOD_NOT_ALLOWED, "BadRequestException", "method")
 
-    async def _post(self, connection: _Connection, data: bytes) -> web.StreamResponse:
+    async def _post(
+        self, connection: _Connection, data: bytes, poster: str | None
+    ) -> web.StreamResponse:
         if len(data) > self._limits.message_bytes:
             return _aws_error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -333,14 +414,19 @@ class Gateway:
                 f"{len(data)} bytes: a message is at most {self._limits.message_bytes}",
             )
         try:
-            try:
-                await connection.socket.send_str(data.decode())
-            except UnicodeDecodeError:
-                await connection.socket.send_bytes(data)
+            await connection.deliver(data, poster)
         except (ConnectionError, RuntimeError):
             return _aws_error(HTTPStatus.GONE, "GoneException", "the connection closed")
-        connection.touch()
         return web.Response(status=HTTPStatus.OK)
+
+
+async def _send(socket: web.WebSocketResponse, data: bytes) -> None:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        await socket.send_bytes(data)
+    else:
+        await socket.send_str(text)
 
 
 def _joined(values: CIMultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]:
@@ -352,10 +438,14 @@ def _joined(values: CIMultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]
 
 
 def _route_key(body: str) -> str:
+    """`$request.body.action`, or `$default` when the body cannot say (API Gateway's rule).
+
+    pydantic's parser bounds nesting depth (an error, where `json` would overflow the stack)."""
     try:
-        action = json.loads(body).get("action")
-    except (ValueError, AttributeError):
+        parsed = pydantic_core.from_json(body)
+    except ValueError:
         return "$default"
+    action = parsed.get("action") if isinstance(parsed, dict) else None
     return action if isinstance(action, str) and action in ROUTE_KEYS else "$default"
 
 

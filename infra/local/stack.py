@@ -42,8 +42,9 @@ from botocore.config import Config
 from infra.cors import CorsPolicy
 from infra.local import moto_patches, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
-from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws, local_credentials
 from infra.local.console import ConsoleHelpers, SampleObject, console_routes, put_sample_csv
+from infra.local.environments import LocalFunction, mark_management_calls
 from infra.local.events import handler_caches
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
@@ -245,6 +246,7 @@ class LocalStack:
         self.gateway = Gateway(
             GatewayHandlers.real(),
             self._executor,
+            credentials=local_credentials(),
             limits=self.options.limits,
             routes=console_routes(self._console_helpers()),
             cors=CorsPolicy(self.options.cors_origins) if self.options.cors_origins else None,
@@ -323,9 +325,10 @@ class LocalStack:
             lambda_client=self.aws.client("lambda"),
             iam_client=self.aws.client("iam"),
             sfn_client=self.aws.client("stepfunctions"),
-            handlers=local_sfn.runner_handlers(),
+            handlers=_one_event_at_a_time(local_sfn.runner_handlers(), "tether-job-runner-"),
         )
         self._configured = True
+        mark_management_calls()  # before the handlers' clients exist (see `gateway`)
         cold_start()
 
     def _start_services(self) -> None:
@@ -338,7 +341,7 @@ class LocalStack:
         self.poller = StreamPoller(
             streams,
             described["Table"]["LatestStreamArn"],
-            dispatcher.handler,
+            LocalFunction("tether-dispatcher", dispatcher.handler),
             self.options.poller,
             wakeup=moto_patches.stream_activity(),
         )
@@ -361,8 +364,8 @@ class LocalStack:
         return Ticker(
             scheduler=self.aws.client("scheduler"),
             group=os.environ.get(c.ENV_SCHEDULER_GROUP, c.DEFAULT_SCHEDULER_GROUP),
-            launch=launcher.handler,
-            cleanup=cleanup.handler,
+            launch=LocalFunction("tether-launcher", launcher.handler),
+            cleanup=LocalFunction("tether-cleanup", cleanup.handler),
             clock=SystemClock(),
             period_seconds=self.options.tick_seconds,
         )
@@ -477,6 +480,16 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _one_event_at_a_time(
+    handlers: Mapping[str, local_sfn.TaskHandler], prefix: str
+) -> dict[str, local_sfn.TaskHandler]:
+    """Each JobRunner task is its own function, with its own environment, as in the cloud."""
+    return {
+        step: LocalFunction(prefix + step.replace("_", "-"), handler)
+        for step, handler in handlers.items()
+    }
 
 
 def cold_start(*, warm: bool = True) -> None:
