@@ -23,7 +23,6 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 import boto3
-from botocore import handlers
 from botocore.awsrequest import AWSRequest
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -73,6 +72,8 @@ def current_request_id() -> str | None:
 
 def _mark(request: AWSRequest, **_: Any) -> None:
     request_id = _current.get()
+    if INVOCATION_HEADER in request.headers:
+        del request.headers[INVOCATION_HEADER]  # a retry is signed again: one value, not two
     if request_id is not None:
         request.headers[INVOCATION_HEADER] = request_id
 
@@ -80,12 +81,11 @@ def _mark(request: AWSRequest, **_: Any) -> None:
 def mark_management_calls() -> None:
     """From now on, `@connections` calls made inside an invocation say which one made them.
 
-    boto3 clients copy their session's event handlers when they are created: this registers
-    the marker for sessions to come (botocore's built-in handlers) and on boto3's default
-    session, before the stack builds the handlers' clients. Outside an invocation it does
-    nothing, and the cloud's clients never have it.
+    The handlers' clients come from boto3's default session, and a client copies its
+    session's event handlers when it is created: call this before the stack builds them.
+    Outside an invocation the marker adds nothing, and the cloud's clients never have it.
     """
-    if (_MANAGEMENT_CALLS, _mark) not in handlers.BUILTIN_HANDLERS:
-        handlers.BUILTIN_HANDLERS.append((_MANAGEMENT_CALLS, _mark))
-    if boto3.DEFAULT_SESSION is not None:
-        boto3.DEFAULT_SESSION.events.register(_MANAGEMENT_CALLS, _mark, unique_id=_MARKER_ID)
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register(_MANAGEMENT_CALLS, _mark, unique_id=_MARKER_ID)

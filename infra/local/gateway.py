@@ -9,17 +9,13 @@ One aiohttp server plays the three faces of API Gateway that Tether uses (DESIGN
   event (route key from `$request.body.action`, else `$default`); closing runs `$disconnect`.
   API Gateway's limits hold: a message over 128 KB or a frame over 32 KB closes the socket with
   1009, and idle (10 min) and old (2 h) connections are closed;
-* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`), SigV4-signed with
-  the stack's credentials as IAM requires on AWS (`sigv4`), answering in the shapes boto3's
-  `apigatewaymanagementapi` client parses, `410 GoneException` for a closed or unknown
-  connection, so the dispatcher's and the handler's posts reach real sockets.
+* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`, `connections`),
+  for callers signing with the stack's credentials, so the dispatcher's and the handler's posts
+  reach real sockets, the handler's own frames before others' posted while it runs.
 
 Handlers are synchronous, like Lambda: they run in a thread pool, never on the event loop, and
-each function takes one event at a time (`environments`). While the handler runs for a
-client's message, frames others post to that connection (the dispatcher's live ones) wait and
-follow the handler's own, so a `subscribed` reply and its replay reach the client before any
-live frame of the subscription it opened. A handler that fails answers as API Gateway does:
-an `Internal server error` frame (WebSocket) or a 500 (HTTP), the connection kept.
+each function takes one event at a time (`environments`). A handler that fails answers as API
+Gateway does: an `Internal server error` frame (WebSocket) or a 500 (HTTP), the connection kept.
 """
 
 from __future__ import annotations
@@ -32,8 +28,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final, get_args
 
@@ -44,9 +39,9 @@ from botocore.credentials import ReadOnlyCredentials
 from multidict import CIMultiDictProxy
 
 from infra.cors import CorsPolicy
-from infra.local.environments import INVOCATION_HEADER, Handler, LocalFunction
+from infra.local.connections import LiveConnection, ManagementApi
+from infra.local.environments import Handler, LocalFunction
 from infra.local.events import LocalLambdaContext, http_api_event, websocket_event
-from infra.local.sigv4 import SignatureRefused, SignedRequest, verify
 from shared.domain.actions import Ack, Cancel, Ping, Subscribe, Unsubscribe
 
 WS_PATH: Final = "/ws"
@@ -81,40 +76,6 @@ class GatewayHandlers:
         )
 
 
-@dataclass
-class _Connection:
-    socket: web.WebSocketResponse
-    source_ip: str
-    user_agent: str
-    connected_at: float = field(default_factory=time.time)
-    last_active: float = field(default_factory=time.time)
-    running: str | None = None  # request id of the handler invocation for this client's message
-    held: list[bytes] = field(default_factory=list)  # others' frames posted meanwhile, in order
-
-    def touch(self) -> None:
-        self.last_active = time.time()
-
-    async def deliver(self, data: bytes, poster: str | None) -> None:
-        """Send a posted frame now, or hold it if it is not the running handler's own."""
-        if (self.running is not None and poster != self.running) or self.held:
-            self.held.append(data)  # and while held ones are flushed, behind them
-            return
-        await _send(self.socket, data)
-        self.touch()
-
-    async def flush(self) -> None:
-        """After the handler's frames: the held ones, in the order they were posted."""
-        while self.held:
-            data = self.held[0]
-            try:
-                await _send(self.socket, data)
-            except (ConnectionError, RuntimeError):
-                self.held.clear()  # closed: the log keeps them for the client's next subscribe
-                return
-            del self.held[0]
-            self.touch()
-
-
 @dataclass(frozen=True)
 class GatewayLimits:
     idle_seconds: float = IDLE_TIMEOUT_SECONDS
@@ -140,15 +101,15 @@ class Gateway:
         self._http_api = LocalFunction("tether-http-api", handlers.http)
         self._authorizer = LocalFunction("tether-authorizer", handlers.authorizer)
         self._ws_handler = LocalFunction("tether-ws-handler", handlers.websocket)
-        self._credentials = credentials  # what @connections callers must sign with
         self._cors = cors  # None: same-origin callers only, as an API without CORS
         self._executor = executor
         self._stage = stage
         self._limits = limits or GatewayLimits()
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, LiveConnection] = {}
         self.app = web.Application(client_max_size=HTTP_PAYLOAD_LIMIT_BYTES)
         self.app.router.add_get(WS_PATH, self._websocket)
-        self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", self._management)
+        management = ManagementApi(self._connections, credentials, self._limits.message_bytes)
+        self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", management.handle)
         self.app.router.add_routes(routes)  # e.g. the web console; before the API's catch-all
         self.app.router.add_route("*", "/{tail:.*}", self._http)
         self.app.on_shutdown.append(self._close_all)
@@ -248,7 +209,7 @@ class Gateway:
             max_msg_size=self._limits.message_bytes,
             autoping=True,
         )
-        connection = _Connection(socket, source_ip, headers.get("User-Agent", ""))
+        connection = LiveConnection(socket, source_ip, headers.get("User-Agent", ""))
         try:
             # $connect registered it: from here on, $disconnect must run whatever happens.
             await socket.prepare(request)
@@ -296,7 +257,7 @@ class Gateway:
         return context
 
     async def _serve(
-        self, connection_id: str, connection: _Connection, authorizer: dict[str, str]
+        self, connection_id: str, connection: LiveConnection, authorizer: dict[str, str]
     ) -> None:
         socket = connection.socket
         async for message in socket:
@@ -327,7 +288,7 @@ class Gateway:
             await self._message(connection_id, connection, event)
 
     async def _message(
-        self, connection_id: str, connection: _Connection, event: dict[str, Any]
+        self, connection_id: str, connection: LiveConnection, event: dict[str, Any]
     ) -> None:
         """One client message through the handler; others' frames wait until it is done."""
         context = LocalLambdaContext(function_name=self._ws_handler.name)
@@ -365,69 +326,6 @@ class Gateway:
         for connection in list(self._connections.values()):
             await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
 
-    # -- @connections ----------------------------------------------------------------------
-
-    async def _management(self, request: web.Request) -> web.StreamResponse:
-        connection_id = request.match_info["connection_id"]
-        body = await request.read()
-        signed = SignedRequest(
-            method=request.method,
-            url=f"{request.scheme}://{request.host}{request.raw_path}",
-            headers={name.lower(): request.headers.getall(name) for name in request.headers},
-            body=body,
-        )
-        try:
-            verify(signed, self._credentials, datetime.now(UTC))
-        except SignatureRefused as refused:
-            logger.warning("@connections call refused", extra={"code": refused.code})
-            return _aws_error(HTTPStatus.FORBIDDEN, refused.code, refused.message)
-        connection = self._connections.get(connection_id)
-        if connection is None or connection.socket.closed:
-            return _aws_error(HTTPStatus.GONE, "GoneException", f"{connection_id} is gone")
-        match request.method:
-            case "POST":
-                return await self._post(connection, body, request.headers.get(INVOCATION_HEADER))
-            case "GET":
-                return web.json_response(
-                    {
-                        "connectedAt": _iso(connection.connected_at),
-                        "lastActiveAt": _iso(connection.last_active),
-                        "identity": {
-                            "sourceIp": connection.source_ip,
-                            "userAgent": connection.user_agent,
-                        },
-                    }
-                )
-            case "DELETE":
-                await connection.socket.close(code=WSCloseCode.OK)
-                return web.Response(status=HTTPStatus.NO_CONTENT)
-            case _:
-                return _aws_error(HTTPStatus.METHOD_NOT_ALLOWED, "BadRequestException", "method")
-
-    async def _post(
-        self, connection: _Connection, data: bytes, poster: str | None
-    ) -> web.StreamResponse:
-        if len(data) > self._limits.message_bytes:
-            return _aws_error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                "PayloadTooLargeException",
-                f"{len(data)} bytes: a message is at most {self._limits.message_bytes}",
-            )
-        try:
-            await connection.deliver(data, poster)
-        except (ConnectionError, RuntimeError):
-            return _aws_error(HTTPStatus.GONE, "GoneException", "the connection closed")
-        return web.Response(status=HTTPStatus.OK)
-
-
-async def _send(socket: web.WebSocketResponse, data: bytes) -> None:
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        await socket.send_bytes(data)
-    else:
-        await socket.send_str(text)
-
 
 def _joined(values: CIMultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]:
     """API Gateway joins repeated headers and query parameters with commas."""
@@ -443,7 +341,7 @@ def _route_key(body: str) -> str:
     pydantic's parser bounds nesting depth (an error, where `json` would overflow the stack)."""
     try:
         parsed = pydantic_core.from_json(body)
-    except ValueError:
+    except (ValueError, TypeError):
         return "$default"
     action = parsed.get("action") if isinstance(parsed, dict) else None
     return action if isinstance(action, str) and action in ROUTE_KEYS else "$default"
@@ -466,19 +364,9 @@ def _http_response(answer: Any) -> web.Response:
     return response
 
 
-def _aws_error(status: HTTPStatus, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"message": message}, status=status, headers={"x-amzn-ErrorType": code}
-    )
-
-
 def _plain(status: int) -> web.Response:
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Refused"
     return web.json_response({"message": phrase}, status=status)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

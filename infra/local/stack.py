@@ -35,6 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import boto3
 from aiohttp import web
 from aws_lambda_powertools import Logger
 from botocore.config import Config
@@ -193,6 +194,9 @@ class LocalStack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        # A session resolves credentials once: a fresh one, so the handlers' clients sign with
+        # the stack's (as a Lambda with its role's), which its @connections API checks.
+        boto3.setup_default_session()
         self.aws.start()
         self.aws.reset()
         endpoint = self.aws.endpoint_url
