@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.credentials import ReadOnlyCredentials
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.moto_server.werkzeug_app import (
@@ -36,6 +37,13 @@ if TYPE_CHECKING:
 
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+def local_credentials() -> ReadOnlyCredentials:
+    """The stack's credentials: what its clients sign with, and its `@connections` API checks."""
+    return ReadOnlyCredentials(
+        LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"], None
+    )
 
 
 # Lambda's Invoke path. The local JobRunner's tasks run the real handler inside this request

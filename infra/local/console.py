@@ -13,7 +13,10 @@
   `csv_import` (a job may read only its own tenant's uploads).
 
 The helpers hand out tokens and read local state, so they answer loopback callers only, even
-when `tether dev --host` listens on other addresses. Refusals are problem+json like the API's.
+when `tether dev --host` listens on other addresses, and only when the `Host` header names this
+gateway (a loopback name and its port): a page on another site whose name was rebound to
+127.0.0.1 (DNS rebinding) reaches the port from the browser, but sends its own name. Refusals
+are problem+json like the API's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SAMPLE_ROWS_MAX: Final = 100_000
 # port `tether dev` listens (http: and ws:, which 'self' does not cover for WebSockets everywhere);
 # the cloud's CSP (`infra.cloud.console`) names the region's execute-api instead.
 CONTENT_SECURITY_POLICY: Final = content_security_policy("http: https: ws: wss:")
+LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,9 @@ def _local_only(
     async def handle(request: web.Request) -> web.StreamResponse:
         if not _loopback(request.remote):
             return _problem(HTTPStatus.FORBIDDEN, "local_only", "only for callers on this machine")
+        if not _names_this_gateway(request):
+            detail = "the Host header must name this gateway, e.g. 127.0.0.1:<its port>"
+            return _problem(HTTPStatus.FORBIDDEN, "host_not_allowed", detail)
         try:
             body = answer(request)
         except ValueError as invalid:
@@ -172,6 +179,19 @@ def _loopback(remote: str | None) -> bool:
         return remote is not None and ipaddress.ip_address(remote).is_loopback
     except ValueError:
         return False
+
+
+def _names_this_gateway(request: web.Request) -> bool:
+    """`Host` is a loopback name with the port this request came in on."""
+    address = request.transport.get_extra_info("sockname") if request.transport else None
+    if not address:
+        return False
+    port = address[1]
+    host = request.headers.get("Host", "").lower()
+    allowed = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port == 80:  # the default port may go unsaid
+        allowed.update(LOOPBACK_NAMES)
+    return host in allowed
 
 
 def _problem(status: HTTPStatus, code: str, detail: str) -> web.Response:

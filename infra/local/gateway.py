@@ -9,36 +9,40 @@ One aiohttp server plays the three faces of API Gateway that Tether uses (DESIGN
   event (route key from `$request.body.action`, else `$default`); closing runs `$disconnect`.
   API Gateway's limits hold: a message over 128 KB or a frame over 32 KB closes the socket with
   1009, and idle (10 min) and old (2 h) connections are closed;
-* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`), answering in the
-  shapes boto3's `apigatewaymanagementapi` client parses, `410 GoneException` for a closed or
-  unknown connection, so the dispatcher's and the handler's posts reach real sockets.
+* the `@connections` management API (`POST|GET|DELETE /@connections/{id}`, `connections`),
+  for callers signing with the stack's credentials, so the dispatcher's and the handler's posts
+  reach real sockets, the handler's own frames before others' posted while it runs.
 
-Handlers are synchronous, like Lambda: they run in a thread pool, never on the event loop.
+Handlers are synchronous, like Lambda: they run in a thread pool, never on the event loop, and
+each function takes one event at a time (`environments`). A handler that fails answers as API
+Gateway does: an `Internal server error` frame (WebSocket) or a 500 (HTTP), the connection kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final, get_args
 
+import pydantic_core
 from aiohttp import WSCloseCode, WSMsgType, web
 from aws_lambda_powertools import Logger
+from botocore.credentials import ReadOnlyCredentials
 from multidict import CIMultiDictProxy
 
 from infra.cors import CorsPolicy
+from infra.local.connections import LiveConnection, ManagementApi
+from infra.local.environments import Handler, LocalFunction
 from infra.local.events import LocalLambdaContext, http_api_event, websocket_event
 from shared.domain.actions import Ack, Cancel, Ping, Subscribe, Unsubscribe
-
-Handler = Callable[[dict[str, Any], Any], Any]
 
 WS_PATH: Final = "/ws"
 CONNECTIONS_PATH: Final = "/@connections"
@@ -72,18 +76,6 @@ class GatewayHandlers:
         )
 
 
-@dataclass
-class _Connection:
-    socket: web.WebSocketResponse
-    source_ip: str
-    user_agent: str
-    connected_at: float = field(default_factory=time.time)
-    last_active: float = field(default_factory=time.time)
-
-    def touch(self) -> None:
-        self.last_active = time.time()
-
-
 @dataclass(frozen=True)
 class GatewayLimits:
     idle_seconds: float = IDLE_TIMEOUT_SECONDS
@@ -100,20 +92,24 @@ class Gateway:
         handlers: GatewayHandlers,
         executor: ThreadPoolExecutor,
         *,
+        credentials: ReadOnlyCredentials,
         stage: str = "local",
         limits: GatewayLimits | None = None,
         routes: Sequence[web.RouteDef] = (),
         cors: CorsPolicy | None = None,
     ) -> None:
-        self._handlers = handlers
+        self._http_api = LocalFunction("tether-http-api", handlers.http)
+        self._authorizer = LocalFunction("tether-authorizer", handlers.authorizer)
+        self._ws_handler = LocalFunction("tether-ws-handler", handlers.websocket)
         self._cors = cors  # None: same-origin callers only, as an API without CORS
         self._executor = executor
         self._stage = stage
         self._limits = limits or GatewayLimits()
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, LiveConnection] = {}
         self.app = web.Application(client_max_size=HTTP_PAYLOAD_LIMIT_BYTES)
         self.app.router.add_get(WS_PATH, self._websocket)
-        self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", self._management)
+        management = ManagementApi(self._connections, credentials, self._limits.message_bytes)
+        self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", management.handle)
         self.app.router.add_routes(routes)  # e.g. the web console; before the API's catch-all
         self.app.router.add_route("*", "/{tail:.*}", self._http)
         self.app.on_shutdown.append(self._close_all)
@@ -121,10 +117,15 @@ class Gateway:
     def connection_ids(self) -> list[str]:
         return list(self._connections)
 
-    async def _run(self, handler: Handler, event: dict[str, Any], name: str) -> Any:
+    async def _run(
+        self,
+        function: LocalFunction,
+        event: dict[str, Any],
+        context: LocalLambdaContext | None = None,
+    ) -> Any:
         loop = asyncio.get_running_loop()
-        context = LocalLambdaContext(function_name=f"tether-{name}")
-        return await loop.run_in_executor(self._executor, handler, event, context)
+        context = context or LocalLambdaContext(function_name=function.name)
+        return await loop.run_in_executor(self._executor, function, event, context)
 
     # -- HTTP API --------------------------------------------------------------------------
 
@@ -156,8 +157,13 @@ class Gateway:
         event["rawQueryString"] = request.query_string
         event["queryStringParameters"] = _joined(request.query) or None
         event["isBase64Encoded"] = encoded
-        answer = await self._run(self._handlers.http, event, "http-api")
-        response = _http_response(answer)
+        try:
+            response = _http_response(await self._run(self._http_api, event))
+        except Exception:
+            logger.exception("http handler failed")  # API Gateway: 500, the function's error hidden
+            response = web.json_response(
+                {"message": "Internal Server Error"}, status=HTTPStatus.INTERNAL_SERVER_ERROR
+            )
         if self._cors is not None:
             response.headers.update(self._cors.response(origin))
         logger.info(
@@ -191,7 +197,7 @@ class Gateway:
             stage=self._stage,
             source_ip=source_ip,
         )
-        answer = await self._run(self._handlers.websocket, connect, "ws-handler")
+        answer = await self._run(self._ws_handler, connect)
         status = int(answer.get("statusCode", 200)) if isinstance(answer, dict) else 200
         if status >= HTTPStatus.MULTIPLE_CHOICES:
             logger.info("websocket refused by $connect", extra={"status": status})
@@ -203,7 +209,7 @@ class Gateway:
             max_msg_size=self._limits.message_bytes,
             autoping=True,
         )
-        connection = _Connection(socket, source_ip, headers.get("User-Agent", ""))
+        connection = LiveConnection(socket, source_ip, headers.get("User-Agent", ""))
         try:
             # $connect registered it: from here on, $disconnect must run whatever happens.
             await socket.prepare(request)
@@ -215,7 +221,7 @@ class Gateway:
             disconnect = websocket_event(
                 "DISCONNECT", connection_id, authorizer=authorizer, stage=self._stage
             )
-            await self._run(self._handlers.websocket, disconnect, "ws-handler")
+            await self._run(self._ws_handler, disconnect)
             logger.info(
                 "websocket closed", extra={"connectionId": connection_id, "code": socket.close_code}
             )
@@ -241,7 +247,7 @@ class Gateway:
             },
         }
         try:
-            policy = await self._run(self._handlers.authorizer, event, "authorizer")
+            policy = await self._run(self._authorizer, event)
         except PermissionError:
             return None
         statements = policy.get("policyDocument", {}).get("Statement", [])
@@ -251,7 +257,7 @@ class Gateway:
         return context
 
     async def _serve(
-        self, connection_id: str, connection: _Connection, authorizer: dict[str, str]
+        self, connection_id: str, connection: LiveConnection, authorizer: dict[str, str]
     ) -> None:
         socket = connection.socket
         async for message in socket:
@@ -279,7 +285,29 @@ class Gateway:
                 source_ip=connection.source_ip,
             )
             event["isBase64Encoded"] = encoded
-            await self._run(self._handlers.websocket, event, "ws-handler")
+            await self._message(connection_id, connection, event)
+
+    async def _message(
+        self, connection_id: str, connection: LiveConnection, event: dict[str, Any]
+    ) -> None:
+        """One client message through the handler; others' frames wait until it is done."""
+        context = LocalLambdaContext(function_name=self._ws_handler.name)
+        connection.running = context.aws_request_id
+        try:
+            await self._run(self._ws_handler, event, context)
+        except Exception:
+            # API Gateway tells the client and keeps the connection; the log has the error.
+            logger.exception("websocket handler failed", extra={"connectionId": connection_id})
+            failed = {
+                "message": "Internal server error",
+                "connectionId": connection_id,
+                "requestId": context.aws_request_id,
+            }
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await connection.deliver(json.dumps(failed).encode(), context.aws_request_id)
+        finally:
+            connection.running = None
+            await connection.flush()
 
     async def expire_connections(self) -> None:
         """Close idle and old connections, as API Gateway does."""
@@ -298,50 +326,6 @@ class Gateway:
         for connection in list(self._connections.values()):
             await connection.socket.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
 
-    # -- @connections ----------------------------------------------------------------------
-
-    async def _management(self, request: web.Request) -> web.StreamResponse:
-        connection_id = request.match_info["connection_id"]
-        connection = self._connections.get(connection_id)
-        if connection is None or connection.socket.closed:
-            return _aws_error(HTTPStatus.GONE, "GoneException", f"{connection_id} is gone")
-        match request.method:
-            case "POST":
-                return await self._post(connection, await request.read())
-            case "GET":
-                return web.json_response(
-                    {
-                        "connectedAt": _iso(connection.connected_at),
-                        "lastActiveAt": _iso(connection.last_active),
-                        "identity": {
-                            "sourceIp": connection.source_ip,
-                            "userAgent": connection.user_agent,
-                        },
-                    }
-                )
-            case "DELETE":
-                await connection.socket.close(code=WSCloseCode.OK)
-                return web.Response(status=HTTPStatus.NO_CONTENT)
-            case _:
-                return _aws_error(HTTPStatus.METHOD_NOT_ALLOWED, "BadRequestException", "method")
-
-    async def _post(self, connection: _Connection, data: bytes) -> web.StreamResponse:
-        if len(data) > self._limits.message_bytes:
-            return _aws_error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                "PayloadTooLargeException",
-                f"{len(data)} bytes: a message is at most {self._limits.message_bytes}",
-            )
-        try:
-            try:
-                await connection.socket.send_str(data.decode())
-            except UnicodeDecodeError:
-                await connection.socket.send_bytes(data)
-        except (ConnectionError, RuntimeError):
-            return _aws_error(HTTPStatus.GONE, "GoneException", "the connection closed")
-        connection.touch()
-        return web.Response(status=HTTPStatus.OK)
-
 
 def _joined(values: CIMultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]:
     """API Gateway joins repeated headers and query parameters with commas."""
@@ -352,10 +336,14 @@ def _joined(values: CIMultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]
 
 
 def _route_key(body: str) -> str:
+    """`$request.body.action`, or `$default` when the body cannot say (API Gateway's rule).
+
+    pydantic's parser bounds nesting depth (an error, where `json` would overflow the stack)."""
     try:
-        action = json.loads(body).get("action")
-    except (ValueError, AttributeError):
+        parsed = pydantic_core.from_json(body)
+    except (ValueError, TypeError):
         return "$default"
+    action = parsed.get("action") if isinstance(parsed, dict) else None
     return action if isinstance(action, str) and action in ROUTE_KEYS else "$default"
 
 
@@ -376,19 +364,9 @@ def _http_response(answer: Any) -> web.Response:
     return response
 
 
-def _aws_error(status: HTTPStatus, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"message": message}, status=status, headers={"x-amzn-ErrorType": code}
-    )
-
-
 def _plain(status: int) -> web.Response:
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Refused"
     return web.json_response({"message": phrase}, status=status)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

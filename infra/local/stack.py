@@ -37,6 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import boto3
 from aiohttp import web
 from aws_lambda_powertools import Logger
 from botocore.config import Config
@@ -44,7 +45,7 @@ from botocore.config import Config
 from infra.cors import CorsPolicy
 from infra.local import moto_patches, persistence, recovery, snapshot
 from infra.local import stepfunctions as local_sfn
-from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws
+from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAws, local_credentials
 from infra.local.console import (
     IMPORT_BUCKET,
     ConsoleHelpers,
@@ -52,6 +53,7 @@ from infra.local.console import (
     console_routes,
     put_sample_csv,
 )
+from infra.local.environments import LocalFunction, mark_management_calls
 from infra.local.events import handler_caches
 from infra.local.gateway import WS_PATH, Gateway, GatewayHandlers, GatewayLimits
 from infra.local.poller import PollerOptions, StreamPoller
@@ -204,6 +206,9 @@ class LocalStack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        # A session resolves credentials once: a fresh one, so the handlers' clients sign with
+        # the stack's (as a Lambda with its role's), which its @connections API checks.
+        boto3.setup_default_session()
         self.aws.start()
         self.aws.reset()
         endpoint = self.aws.endpoint_url
@@ -258,6 +263,7 @@ class LocalStack:
         self.gateway = Gateway(
             GatewayHandlers.real(),
             self._executor,
+            credentials=local_credentials(),
             limits=self.options.limits,
             routes=console_routes(self._console_helpers()),
             cors=CorsPolicy(self.options.cors_origins) if self.options.cors_origins else None,
@@ -338,9 +344,10 @@ class LocalStack:
             lambda_client=self.aws.client("lambda"),
             iam_client=self.aws.client("iam"),
             sfn_client=self.aws.client("stepfunctions"),
-            handlers=local_sfn.runner_handlers(),
+            handlers=_one_event_at_a_time(local_sfn.runner_handlers(), "tether-job-runner-"),
         )
         self._configured = True
+        mark_management_calls()  # before the handlers' clients exist (see `gateway`)
         cold_start()
 
     def _start_services(self) -> None:
@@ -353,7 +360,7 @@ class LocalStack:
         self.poller = StreamPoller(
             streams,
             described["Table"]["LatestStreamArn"],
-            dispatcher.handler,
+            LocalFunction("tether-dispatcher", dispatcher.handler),
             self.options.poller,
             wakeup=moto_patches.stream_activity(),
         )
@@ -376,8 +383,8 @@ class LocalStack:
         return Ticker(
             scheduler=self.aws.client("scheduler"),
             group=os.environ.get(c.ENV_SCHEDULER_GROUP, c.DEFAULT_SCHEDULER_GROUP),
-            launch=launcher.handler,
-            cleanup=cleanup.handler,
+            launch=LocalFunction("tether-launcher", launcher.handler),
+            cleanup=LocalFunction("tether-cleanup", cleanup.handler),
             clock=SystemClock(),
             period_seconds=self.options.tick_seconds,
         )
@@ -503,6 +510,16 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _one_event_at_a_time(
+    handlers: Mapping[str, local_sfn.TaskHandler], prefix: str
+) -> dict[str, local_sfn.TaskHandler]:
+    """Each JobRunner task is its own function, with its own environment, as in the cloud."""
+    return {
+        step: LocalFunction(prefix + step.replace("_", "-"), handler)
+        for step, handler in handlers.items()
+    }
 
 
 def cold_start(*, warm: bool = True) -> None:

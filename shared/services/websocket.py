@@ -87,7 +87,8 @@ class WebSocketSession:
 
     def receive(self, connection_id: str, body: str | None) -> list[Envelope]:
         """Handle one client frame; bad input becomes an `error` frame and changes nothing."""
-        size = len((body or "").encode())
+        # A lone surrogate (an escape in the event's JSON) is the parser's to refuse, not a crash.
+        size = len((body or "").encode(errors="surrogatepass"))
         if size > MAX_CLIENT_FRAME_BYTES:
             refused = FrameTooLarge(size)
             return [self._error(refused.code, refused.message)]

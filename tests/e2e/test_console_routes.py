@@ -21,14 +21,16 @@ from tests.e2e.wire import Api
 Answer = tuple[int, dict[str, str], bytes]
 
 
-def fetch(stack: LocalStack, method: str, path: str) -> Answer:
+def fetch(
+    stack: LocalStack, method: str, path: str, headers: dict[str, str] | None = None
+) -> Answer:
     assert stack.urls is not None
     url = stack.urls.http_url + path
 
     async def main() -> Answer:
         async with (
             aiohttp.ClientSession() as session,
-            session.request(method, url, allow_redirects=False) as answer,
+            session.request(method, url, allow_redirects=False, headers=headers) as answer,
         ):
             return answer.status, dict(answer.headers), await answer.read()
 
@@ -125,3 +127,23 @@ def test_the_push_sink_lists_deliveries_as_json(stack: LocalStack) -> None:
     assert status == 200
     assert headers["Content-Type"].startswith("application/json")
     assert isinstance(json.loads(body)["deliveries"], list)
+
+
+def test_the_local_helpers_answer_only_requests_that_name_this_gateway(stack: LocalStack) -> None:
+    # Given the gateway on 127.0.0.1:<port>
+    assert stack.urls is not None
+    port = stack.urls.http_url.rsplit(":", 1)[1]
+    helpers = [("GET", "/console/dev-token"), ("GET", "/console/push-sink")]
+    # When a page whose name was rebound to 127.0.0.1 (DNS rebinding) calls the helpers, its
+    # browser sends that name as Host
+    rebound = [
+        fetch(stack, method, path, {"Host": host})
+        for method, path in helpers
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1:1", "localhost")
+    ]
+    # Then every call is refused, and the gateway's own names are answered
+    assert {status for status, _, _ in rebound} == {403}
+    assert {json.loads(body)["code"] for _, _, body in rebound} == {"host_not_allowed"}
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        status, _, body = fetch(stack, "GET", "/console/dev-token", {"Host": host})
+        assert (status, "token" in json.loads(body)) == (200, True)

@@ -17,6 +17,7 @@ import aiohttp
 import boto3
 import pytest
 
+from infra.local.aws import LOCAL_CREDENTIALS, LOCAL_REGION
 from infra.local.stack import LocalStack
 from tests.e2e.conftest import TokenFactory
 from tests.e2e.wire import Api, Watcher
@@ -221,13 +222,20 @@ def test_the_dispatcher_stopped_and_restarted_mid_job_loses_nothing(
     run(scenario)
 
 
-def test_the_management_api_answers_410_for_unknown_connections(stack: LocalStack) -> None:
+def _management(stack: LocalStack) -> Any:
+    """A boto3 `@connections` client signing with the stack's credentials, as its handlers do."""
     assert stack.urls is not None
-    client = boto3.client(
+    return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=stack.urls.management_url,
-        region_name="us-east-1",
+        region_name=LOCAL_REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
     )
+
+
+def test_the_management_api_answers_410_for_unknown_connections(stack: LocalStack) -> None:
+    client = _management(stack)
 
     with pytest.raises(client.exceptions.GoneException):
         client.post_to_connection(ConnectionId="nobody", Data=b"{}")
@@ -238,9 +246,7 @@ def test_the_management_api_answers_410_for_unknown_connections(stack: LocalStac
 def test_the_management_api_reaches_a_live_socket(stack: LocalStack, token: TokenFactory) -> None:
     assert stack.urls is not None
     urls = stack.urls
-    client = boto3.client(
-        "apigatewaymanagementapi", endpoint_url=urls.management_url, region_name="us-east-1"
-    )
+    client = _management(stack)
 
     async def scenario(session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(urls.ws_url, protocols=("tether.v2", f"bearer.{token()}")):
@@ -257,6 +263,63 @@ def test_the_management_api_reaches_a_live_socket(stack: LocalStack, token: Toke
             await asyncio.to_thread(
                 client.post_to_connection, ConnectionId=connection_id, Data=b"{}"
             )
+
+    run(scenario)
+
+
+def test_the_management_api_refuses_whoever_lacks_the_stacks_credentials(
+    stack: LocalStack, token: TokenFactory
+) -> None:
+    assert stack.urls is not None
+    urls = stack.urls
+    forged = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=urls.management_url,
+        region_name=LOCAL_REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key="guessed",
+    )
+
+    async def scenario(session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(
+            urls.ws_url, protocols=("tether.v2", f"bearer.{token()}")
+        ) as ws:
+            connection_id = await _only_connection(stack)
+            # When someone who read a connection id in the logs forges a terminal status for it,
+            # unsigned or signed with a guessed secret
+            completed = b'{"v":2,"type":"status","data":{"status":"completed"}}'
+            url = f"{urls.management_url}/@connections/{connection_id}"
+            async with session.post(url, data=completed) as unsigned:
+                assert unsigned.status == 403
+            with pytest.raises(forged.exceptions.ClientError) as refused:
+                await asyncio.to_thread(
+                    forged.post_to_connection, ConnectionId=connection_id, Data=completed
+                )
+            # Then both are refused and the client gets only what the stack sends it
+            assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+            await ws.send_json({"action": "ping"})
+            assert (await ws.receive_json(timeout=10))["type"] == "pong"
+
+    run(scenario)
+
+
+def test_a_frame_nested_1000_deep_gets_an_error_frame_and_the_socket_stays(
+    stack: LocalStack, token: TokenFactory
+) -> None:
+    assert stack.urls is not None
+    urls = stack.urls
+
+    async def scenario(session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(
+            urls.ws_url, protocols=("tether.v2", f"bearer.{token()}")
+        ) as ws:
+            # When a client sends 2 KB of brackets nested 1,000 deep
+            await ws.send_str("[" * 1000 + "]" * 1000)
+            error = await ws.receive_json(timeout=10)
+            # Then it is told it sent a bad request, and the connection goes on
+            assert (error["type"], error["data"]["code"]) == ("error", "bad_request")
+            await ws.send_json({"action": "ping"})
+            assert (await ws.receive_json(timeout=10))["type"] == "pong"
 
     run(scenario)
 

@@ -91,6 +91,39 @@ def test_connect_subscribe_ping_disconnect(poster: RecordingPoster, service: Job
     assert poster.frames["c1"][-1]["data"]["code"] == "not_connected"
 
 
+HOSTILE_FRAMES = {
+    "nested 1,000 deep": "[" * 1000 + "]" * 1000,
+    "a field nested 1,000 deep": '{"action":"ack","jobId":"j","seq":'
+    + "[" * 1000
+    + "]" * 1000
+    + "}",
+    # the event's JSON may carry an escaped lone surrogate: a str that cannot be UTF-8 encoded
+    "a lone surrogate": '{"action":"ping","note":"\ud800"}',
+    "an infinite number": '{"action":"subscribe","jobId":"j","since":1e400}',
+}
+
+
+@pytest.mark.parametrize("frame", HOSTILE_FRAMES)
+def test_a_hostile_frame_gets_bad_request_and_the_connection_stays(
+    poster: RecordingPoster, frame: str
+) -> None:
+    body = HOSTILE_FRAMES[frame]
+    # Given a connected client
+    _call(websocket_event("CONNECT", "c5", authorizer=ALICE.to_context()))
+
+    # When it sends a frame built to break the parser, then a ping
+    answers = [
+        _call(websocket_event("MESSAGE", "c5", body=body)),
+        _call(websocket_event("MESSAGE", "c5", body='{"action":"ping"}')),
+    ]
+
+    # Then the handler answered both: an error frame naming a bad request, then the pong
+    assert answers == [{"statusCode": 200}, {"statusCode": 200}]
+    frames = poster.frames["c5"]
+    assert [frame["type"] for frame in frames] == ["error", "pong"]
+    assert frames[0]["data"]["code"] == "bad_request"
+
+
 def test_connect_without_a_verified_principal_is_refused(poster: RecordingPoster) -> None:
     assert _call(websocket_event("CONNECT", "c9"))["statusCode"] == 401
 
