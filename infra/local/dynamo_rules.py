@@ -369,8 +369,8 @@ def _validation_error(message: str) -> tuple[AWSResponse, Json]:
     request_id = uuid.uuid4().hex
     body = {"__type": "com.amazon.coral.validate#ValidationException", "message": message}
     headers = {"x-amzn-requestid": request_id, "content-type": "application/x-amz-json-1.0"}
-    http = AWSResponse("", 400, headers, None)
-    http._content = json.dumps(body).encode()  # a response never sent
+    http = AWSResponse("", 400, headers, None)  # type: ignore[arg-type]  # a mapping is enough
+    http._content = json.dumps(body).encode()  # type: ignore[attr-defined]  # never sent
     parsed: Json = {
         "Error": {"Code": "ValidationException", "Message": message},
         "ResponseMetadata": {
@@ -426,7 +426,10 @@ def install() -> None:
             return
         handlers.BUILTIN_HANDLERS.append(("before-call.dynamodb", refuse_violations))
         if boto3.DEFAULT_SESSION is not None:  # clients it creates later get it as well
-            boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", refuse_violations)
+            boto3.DEFAULT_SESSION.events.register(
+                "before-call.dynamodb",
+                refuse_violations,  # type: ignore[arg-type]  # a before-call may answer
+            )
         Table.query = _ended_at_limit(Table.query, "filter_expression", "projection_expressions")  # type: ignore[method-assign]
         Table.scan = _ended_at_limit(Table.scan, "filter_expression", "projection_expression")  # type: ignore[method-assign]
         _installed.add("rules")
