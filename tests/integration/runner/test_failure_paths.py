@@ -243,7 +243,7 @@ def test_when_the_fallback_fails_too_the_cleanup_ends_the_job_and_frees_its_slot
 
 # -- item 5: hand over on history events, not on batches -----------------------------------------
 
-EVENT_BUDGET = 100
+EVENT_BUDGET = 70
 
 
 @pytest.mark.parametrize("events_per_execution", [EVENT_BUDGET])
@@ -252,7 +252,7 @@ def test_executions_hand_over_on_history_events_when_every_batch_fails_twice(
 ) -> None:
     # Given a job whose every batch fails twice before it succeeds (35 events a batch, where a
     # clean one costs 7), and a budget of EVENT_BUDGET events per execution
-    items = 6 * BATCH_SIZE
+    items = 5 * BATCH_SIZE
     failures = [item for item in range(0, items, BATCH_SIZE) for _ in range(2)]
     policy = RetryPolicy(max_retries=2, initial_backoff_ms=0, max_backoff_ms=0)
     ref, first = stack.launch({"items": items, "transientFailures": failures}, retry=policy)
