@@ -119,6 +119,8 @@ class Cleanup:
             if self._runner.admission is not None
             else None
         )
+        # Apart, never both: the sweep relaunches queued jobs with a closed execution,
+        # `reconcile` slot holders that never got one.
         relaunched = swept.relaunched + (reconciled.relaunched if reconciled else [])
         return CleanupReport(
             ran=True,
@@ -127,7 +129,7 @@ class Cleanup:
             purged_devices=self._sweeper.purge_disabled_devices(),
             failed_jobs=swept.failed,
             released_slots=reconciled.released if reconciled else [],
-            relaunched_jobs=list(dict.fromkeys(relaunched)),  # a holder may be in both
+            relaunched_jobs=relaunched,
             started_jobs=reconciled.started if reconciled else [],
             late_scheduled_jobs=swept.late,
             unreadable_jobs=unreadable,

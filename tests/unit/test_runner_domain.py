@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from shared import constants as c
 from shared.domain import lifecycle
 from shared.domain.clock import ManualClock, SequentialIds
 from shared.domain.models import JobError, JobRecord, JobRequest, ProgressDelta
 from shared.jobs.base import PermanentJobError, TransientJobError
 from shared.jobs.demo import DemoJob
 from shared.runner.definition import TASK_STEPS, job_runner_definition
-from shared.runner.state import TaskFailure
+from shared.runner.state import TaskFailure, execution_name
 from shared.services.runner import describe_failure, pause_bound
 
 ARNS = {step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in TASK_STEPS}
@@ -193,3 +195,20 @@ def test_demo_fails_an_item_as_often_as_it_is_listed() -> None:
     assert demo.process(params, 0, 5, attempt=3).next_cursor == 5
     with pytest.raises(PermanentJobError):
         demo.process(params, 5, 5)
+
+
+def test_execution_names_per_attempt_are_distinct_valid_and_at_most_80_characters() -> None:
+    # Given a job id as long as ids get, with characters Step Functions refuses in names
+    job_id = "j_" + "x" * 100 + ":y"
+    # When naming every attempt of two generations
+    names = [
+        execution_name(job_id, generation, attempt)
+        for generation in (0, 12)
+        for attempt in range(c.MAX_EXECUTION_ATTEMPTS)
+    ]
+    # Then every name is distinct, valid and within the limit; the first keeps the plain form
+    assert len(set(names)) == len(names)
+    assert all(len(name) <= 80 and re.fullmatch(r"[A-Za-z0-9_-]+", name) for name in names)
+    assert names[0].endswith("-g0")
+    assert names[1].endswith("-g0-r1")
+    assert execution_name("j1", 0, 0) == "j1-g0"
