@@ -25,9 +25,15 @@ from tests.e2e.stacks import E2E_ENVIRONMENT
 from tests.e2e.wire import Api, mint
 
 
-def _stack(state: Path, *, fresh: bool = False, persist: bool = True) -> LocalStack:
+def _stack(
+    state: Path, *, fresh: bool = False, persist: bool = True, tick_seconds: float = 1.0
+) -> LocalStack:
     options = StackOptions(
-        fresh=fresh, persist=persist, wait_scale=0.0, environment=E2E_ENVIRONMENT
+        fresh=fresh,
+        persist=persist,
+        wait_scale=0.0,
+        environment=E2E_ENVIRONMENT,
+        tick_seconds=tick_seconds,
     )
     return LocalStack(state, options)
 
@@ -162,8 +168,10 @@ def test_a_running_stack_saves_its_tables_now_and_then(tmp_path: Path) -> None:
 
 
 def test_a_restart_brings_back_the_schedules_moto_forgot(tmp_path: Path) -> None:
-    # Given a job scheduled for a few seconds from now and an hourly schedule
-    first = _stack(tmp_path)
+    # Given a job scheduled for a few seconds from now and an hourly schedule, on a stack whose
+    # ticker never ticks (it waits a period first): the job's time cannot come before it stops,
+    # however slow the machine
+    first = _stack(tmp_path, tick_seconds=3600)
     urls = first.start()
     try:
         later = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
@@ -181,7 +189,7 @@ def test_a_restart_brings_back_the_schedules_moto_forgot(tmp_path: Path) -> None
 
         job_id, schedule_id = asyncio.run(before())
     finally:
-        first.stop()  # before the job's time: its at(...) schedule never fired here
+        first.stop()  # its at(...) schedule never fired here
 
     # When the stack starts again (moto's Scheduler is empty then)
     second = _stack(tmp_path)
