@@ -167,7 +167,12 @@ def test_the_local_stack_installs_the_layer_and_its_clients_get_dynamodbs_answer
 ) -> None:
     installs: list[bool] = []
     install = dynamo_rules.install
-    monkeypatch.setattr(dynamo_rules, "install", lambda: installs.append(True) or install())
+
+    def counted() -> None:
+        installs.append(True)
+        install()
+
+    monkeypatch.setattr(dynamo_rules, "install", counted)
     aws = LocalAws(port=0).start()
     try:
         client = aws.dynamodb()
