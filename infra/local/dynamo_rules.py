@@ -366,11 +366,9 @@ def refuse_violations(
 
 
 def _validation_error(message: str) -> tuple[AWSResponse, Json]:
+    """What botocore makes of DynamoDB's 400 `ValidationException` answer."""
     request_id = uuid.uuid4().hex
-    body = {"__type": "com.amazon.coral.validate#ValidationException", "message": message}
     headers = {"x-amzn-requestid": request_id, "content-type": "application/x-amz-json-1.0"}
-    http = AWSResponse("", 400, headers, None)  # type: ignore[arg-type]  # a mapping is enough
-    http._content = json.dumps(body).encode()  # type: ignore[attr-defined]  # never sent
     parsed: Json = {
         "Error": {"Code": "ValidationException", "Message": message},
         "ResponseMetadata": {
@@ -380,7 +378,7 @@ def _validation_error(message: str) -> tuple[AWSResponse, Json]:
             "RetryAttempts": 0,
         },
     }
-    return http, parsed
+    return AWSResponse("", 400, headers, None), parsed  # type: ignore[arg-type]  # a mapping is enough
 
 
 # -- pages ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from botocore.exceptions import ClientError
 from infra.local import dynamo_rules
 from infra.local.aws import LocalAws
 from shared.adapters.dynamo_codec import to_attribute_map
+from shared.domain.models import JobRequest
+from shared.services.jobs import JobService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,6 +48,21 @@ def test_an_empty_map_key_is_refused_not_stored_mangled(
         dynamodb.put_item(TableName=table_names["messages"], Item=item)
     assert "map key cannot be empty" in refusal(raised)
     assert stored(dynamodb, table_names["messages"], "k") == []
+
+
+def test_a_job_whose_params_hold_an_empty_key_is_refused_whole(
+    service: JobService, dynamodb: DynamoDBClient, table_names: dict[str, str]
+) -> None:
+    # Given params that moto alone stored mangled, with a 202 (POST /jobs checks no keys yet)
+    request = JobRequest.model_validate({"type": "demo", "params": {"nested": {"": 1}}})
+
+    # When the job is created, Then DynamoDB's refusal reaches the caller, and no job nor
+    # message was written
+    with pytest.raises(ClientError) as raised:
+        service.create_job(request, tenant_id="acme", owner_id="u1")
+    assert "map key cannot be empty" in refusal(raised)
+    assert dynamodb.scan(TableName=table_names["jobs"])["Items"] == []
+    assert dynamodb.scan(TableName=table_names["messages"])["Items"] == []
 
 
 def test_a_39_digit_number_and_an_empty_key_are_refused(
@@ -151,11 +168,11 @@ def test_the_local_stack_installs_the_layer_and_its_clients_get_dynamodbs_answer
     installs: list[bool] = []
     install = dynamo_rules.install
 
-    def counted_install() -> None:
+    def counted() -> None:
         installs.append(True)
         install()
 
-    monkeypatch.setattr(dynamo_rules, "install", counted_install)
+    monkeypatch.setattr(dynamo_rules, "install", counted)
     aws = LocalAws(port=0).start()
     try:
         client = aws.dynamodb()
