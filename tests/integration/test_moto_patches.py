@@ -30,7 +30,7 @@ ITEM: dict[str, Any] = {
 }
 
 
-def _serialize(serializer_class: type[BaseJSONSerializer], item: dict[str, Any]) -> Any:
+def _serialize(serializer_class: type[Any], item: dict[str, Any]) -> Any:
     model = get_service_model("dynamodb").operation_model("GetItem")
     serializer = serializer_class(operation_model=model)
     return json.loads(serializer.serialize({"Item": item})["body"])
