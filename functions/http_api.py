@@ -4,7 +4,8 @@ Thin: before the resolver sees a body, `shared.api.request_body` applies the inp
 (JSON object, media type, UTF-8, what DynamoDB can store); Powertools wires logging, tracing and
 metrics and validates every input against the route's types; `shared.services.api.JobsApi`
 does the work (a job's params are checked by its type's own model there); errors become
-problem+json in one handler. The OpenAPI document is generated from these same functions (`GET /openapi.json`).
+problem+json in one handler. The OpenAPI document is generated from these same functions
+(`GET /openapi.json`).
 """
 
 from __future__ import annotations
