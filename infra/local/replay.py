@@ -236,7 +236,7 @@ def _seed_schedule(client: Any) -> str:
     schedules = schedules_api(load_settings(), client=client)
     owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
     request = ScheduleRequest.model_validate(
-        {"name": "hourly demo", "expression": "rate(1 hour)", "job": {"type": "demo"}}
+        {"name": "hourly demo", "expression": "rate(1 hour)", "job": _demo(10).model_dump()}
     )
     return schedules.create(owner, request).schedule_id
 
