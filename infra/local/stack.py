@@ -347,7 +347,7 @@ class LocalStack:
             handlers=_one_event_at_a_time(local_sfn.runner_handlers(), "tether-job-runner-"),
         )
         self._configured = True
-        mark_management_calls()  # before the handlers' clients exist (see `gateway`)
+        mark_management_calls()  # before the handlers' clients exist (see `connections`)
         cold_start()
 
     def _start_services(self) -> None:
