@@ -284,7 +284,13 @@ def test_a_scheduled_job_whose_launch_never_came_starts_late(sfn_world: World) -
     world = sfn_world
     due = world.clock.now() + timedelta(minutes=10)
     status, created = world.call(
-        "POST", "/jobs", {"type": "demo", "schedule": {"scheduledFor": due.isoformat()}}
+        "POST",
+        "/jobs",
+        {
+            "type": "demo",
+            "params": {"items": 1},
+            "schedule": {"scheduledFor": due.isoformat()},
+        },
     )
     assert status == 202
     job_id = created["job"]["jobId"]
