@@ -34,13 +34,13 @@ dev: $(VENV)/.installed
 ## Set up and run every check: lint, types, unit, integration, infra and browser tests.
 # mypy runs beside pytest (it is single-threaded, and pytest's workers often wait on sockets);
 # --output-sync prints each one's output in one piece when it ends, and either failing fails
-# the target. --dist loadgroup: tests sharing an expensive fixture stay on one worker
-# (tests/conftest.py).
+# the target. --dist loadscope: each module runs whole and in order on one worker, so a
+# module-scoped stack is built once and never torn down between its tests.
 test: install browser-deps lint
 	@$(MAKE) --no-print-directory -j2 --output-sync=target typecheck pytest
 
 pytest: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadscope
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
