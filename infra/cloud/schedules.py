@@ -54,6 +54,7 @@ from infra.cloud.http_api import HttpApi
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import acknowledge_index_access, nag_arn, tether_function
 from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.queues import dead_letter_queue
 from infra.cloud.secrets import Secrets
 from infra.cloud.storage import Storage
 from shared import constants as c
@@ -65,7 +66,6 @@ LAUNCHER_HANDLER: Final = "functions.launcher.handler"
 IMPORT_RULE_RETRY_ATTEMPTS: Final = 4
 LAUNCHER_ASYNC_RETRY_ATTEMPTS: Final = 2
 LAUNCH_MAX_EVENT_AGE: Final = Duration.seconds(c.SCHEDULER_MAX_EVENT_AGE_SECONDS)
-DEAD_LETTER_RETENTION: Final = Duration.days(14)
 CLEANUP_HANDLER: Final = "functions.cleanup.handler"
 # What each function reads and writes. The launcher creates jobs (and their first message),
 # records runs on schedules and takes run slots; the cleanup purges jobs with their messages,
@@ -247,24 +247,15 @@ class Schedules(Construct):
         return function
 
     def _dead_letter_queue(self, removal_policy: RemovalPolicy) -> sqs.Queue:
-        queue = sqs.Queue(
+        # Two weeks to notice, fix the cause and redrive (README, "When an alarm fires").
+        return dead_letter_queue(
             self,
             "LaunchFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # Two weeks to notice, fix the cause and redrive (README, "When an alarm fires").
-            retention_period=DEAD_LETTER_RETENTION,
             removal_policy=removal_policy,
+            why_no_dlq="This queue is itself the launcher's dead-letter queue (Scheduler "
+            "targets, the import rule, the function's failed async invocations); nothing "
+            "consumes it but an operator's redrive, so a DLQ of it would hold nothing.",
         )
-        Validations.of(queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is itself the launcher's dead-letter queue (Scheduler "
-                "targets, the import rule, the function's failed async invocations); nothing "
-                "consumes it but an operator's redrive, so a DLQ of it would hold nothing.",
-            )
-        )
-        return queue
 
     def _storage_has_indexes(self, key: str) -> bool:
         return key in {"jobs", "connections"}

@@ -40,6 +40,7 @@ from infra.cloud.lambda_function import (
     tether_function,
 )
 from infra.cloud.packaging import LambdaPackaging
+from infra.cloud.queues import dead_letter_queue
 from infra.cloud.secrets import Secrets
 from infra.cloud.storage import Storage
 from shared import constants as c
@@ -293,24 +294,15 @@ class WebSocketApi(Construct):
         )
 
     def _dead_letter_queue(self) -> sqs.Queue:
-        queue = sqs.Queue(
+        # Lambda writes the failed batch's shard and sequence range, not the messages; the log
+        # keeps them 24 h, the queue keeps the pointers for an incident review.
+        return dead_letter_queue(
             self,
             "DispatcherFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # Lambda writes the failed batch's shard and sequence range, not the messages;
-            # the log keeps them 24 h, the queue keeps the pointers for an incident review.
-            retention_period=Duration.days(14),
             removal_policy=RemovalPolicy.DESTROY,
+            why_no_dlq="This queue is itself the dispatcher's on-failure destination (a DLQ); "
+            "a DLQ of a DLQ would only move the same failure records once more.",
         )
-        Validations.of(queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is itself the dispatcher's on-failure destination (a DLQ); "
-                "a DLQ of a DLQ would only move the same failure records once more.",
-            )
-        )
-        return queue
 
     def _dispatcher_source(self) -> event_sources.DynamoEventSource:
         return event_sources.DynamoEventSource(
