@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from shared import constants as c
 from shared.domain.clock import Clock
+from shared.domain.errors import IllegalTransition
 from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
 from shared.jobs.base import JobType, PermanentJobError, UnknownJobType, type_result
 from shared.jobs.registry import JOB_TYPES, job_type
@@ -150,7 +151,14 @@ class JobRunner:
         A job that has ended gives its run slot back and the tenant's next waiting job starts
         (DESIGN §8); an execution superseded by the job's next one (continue-as-new) keeps it.
         """
-        job = self._end(ref, outcome, error, failure)
+        try:
+            job = self._end(ref, outcome, error, failure)
+        except IllegalTransition:
+            # Another writer ended the job between our read and our write (a cancel of a
+            # paused job, the hourly sweep): it ended once, so this execution is done too.
+            job = self._jobs.get(ref)
+            if not job.is_terminal:
+                raise
         if job.is_terminal and self._admission is not None:
             self._admission.release(ref, self.launch)
         return job

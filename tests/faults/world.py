@@ -50,7 +50,7 @@ from shared.services.push import PushNotifier
 from shared.services.runner import JobRunner
 from shared.wiring import AWS_CONFIG
 from tests.faults import invariants as inv
-from tests.faults.injection import ApiFaults, LambdaFaults, no_sleeps
+from tests.faults.injection import ApiFaults, LambdaFaults, fast_dynamodb_responses, no_sleeps
 from tests.integration.runner.harness import LateExecutions
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ BATCHES_PER_EXECUTION: Final = 2
 MAX_RUNNING: Final = 1
 ENDED: Final = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 OWNER: Final = "u1"
+POLL_SECONDS: Final = 0.02
 Hook = Callable[[str, dict[str, Any]], None]
 
 
@@ -174,12 +175,13 @@ class World:
 
     # -- observing --------------------------------------------------------------------------
 
-    def executions_of(self, ref: JobRef) -> list[dict[str, Any]]:
+    def executions_of(self, ref: JobRef, status: str | None = None) -> list[dict[str, Any]]:
         """Every execution started for the job (named after it, whatever the generation)."""
         stem = execution_name(ref.job_id).rsplit("-g", 1)[0]
-        pages = self.sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=self.state_machine_arn
-        )
+        query: dict[str, Any] = {"stateMachineArn": self.state_machine_arn}
+        if status is not None:
+            query["statusFilter"] = status
+        pages = self.sfn.get_paginator("list_executions").paginate(**query)
         return [
             execution
             for page in pages
@@ -188,7 +190,7 @@ class World:
         ]
 
     def running(self, ref: JobRef) -> list[str]:
-        return [e["executionArn"] for e in self.executions_of(ref) if e["status"] == "RUNNING"]
+        return [e["executionArn"] for e in self.executions_of(ref, "RUNNING")]
 
     def settle(self, ref: JobRef, *, resume: bool = True, timeout: float = 20.0) -> JobRecord:
         """Wait until no execution of the job runs; resume it whenever it is parked paused."""
@@ -200,7 +202,7 @@ class World:
                 continue
             if not self.running(ref):
                 return self.service.get(ref)
-            time.sleep(0.002)
+            time.sleep(POLL_SECONDS)  # executions run in moto's threads: let them
         raise AssertionError(f"job {ref.job_id} still has running executions after {timeout} s")
 
     def violations(self, ref: JobRef, *, must_end: bool = True) -> list[str]:
@@ -287,6 +289,7 @@ def _fast_interpreter(patch: pytest.MonkeyPatch) -> None:
 
     patch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", entrypoint)
     patch.setattr(lambda_eval_utils, "boto_client_for", client_for)
+    fast_dynamodb_responses(patch)
 
 
 def _world(api: ApiFaults, lambdas: LambdaFaults, slept: list[float]) -> World:

@@ -1,0 +1,304 @@
+"""A stateful property of the JobRunner: whatever the interleaving of its states with Lambda
+faults, commit faults, control requests racing a commit, pause, resume, cancel and clock jumps,
+every invariant holds after every step, and once the faults stop every job ends.
+
+The JobRunner's real definition runs in the small interpreter of tests/faults/asl.py (one state
+per step, any live execution, continue-as-new included), every task calling the real handler;
+two jobs of one tenant share one run slot, so the second waits queued and starts when the
+first ends. The 1,000 examples (CI=true; 100 locally) run on the in-memory store of
+tests/faults/memory.py; a few run the same machine on moto's DynamoDB (tables made once per
+module) to hold the fake to DynamoDB's behaviour.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from functions import runner as runner_handlers
+from infra.local import stepfunctions as local_sfn
+from shared.domain.clock import ManualClock, SequentialIds
+from shared.domain.envelope import Envelope
+from shared.domain.errors import TetherError
+from shared.domain.models import JobRecord, JobRequest, JobStatus
+from shared.runner.definition import job_runner_definition
+from shared.runner_wiring import RunnerContext
+from shared.services.admission import Admission
+from shared.services.cleanup import Cleanup
+from shared.services.jobs import JobRef, JobService
+from shared.services.ports import JobStore, RunQueue, RunSlots
+from shared.services.runner import JobRunner
+from tests.faults import invariants as inv
+from tests.faults.asl import Interpreter
+from tests.faults.injection import LambdaFault
+from tests.faults.memory import MemoryJobStore, MemoryRunQueue, MemoryRunSlots
+
+EXAMPLES: Final = 1000 if os.environ.get("CI") else 100
+STEPS: Final = 20
+COMMIT_FAULTS: Final = ("ProvisionedThroughputExceededException", "ThrottlingException")
+CONTROLS: Final = ("pause", "resume", "cancel")
+SETTINGS: Final = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@dataclass
+class MemorySweeper:
+    """The cleanup's scans over the memory store (nothing expires within an example)."""
+
+    store: MemoryJobStore
+
+    def expired_jobs(self, now: datetime) -> list[tuple[str, str]]:
+        return []
+
+    def unfinished_jobs(self) -> list[tuple[str, str]]:
+        live = {JobStatus.RUNNING, JobStatus.PAUSED}
+        return [key for key, job in self.store.jobs.items() if job.status in live]
+
+    def purge_connections(self, now: datetime) -> int:
+        return 0
+
+    def purge_disabled_devices(self) -> int:
+        return 0
+
+
+@dataclass
+class FreeLease:
+    """One cleanup at a time is the lease's job; here there is only one."""
+
+    last: datetime | None = None
+
+    def acquire(self, owner: str, now: datetime, *, seconds: int) -> bool:
+        return True
+
+    def release(self, owner: str) -> None:
+        return None
+
+    def last_run(self) -> datetime | None:
+        return self.last
+
+    def record_run(self, moment: datetime) -> None:
+        self.last = moment
+
+
+@dataclass
+class Rig:
+    """One module's runner, store and interpreter; each example takes a fresh tenant."""
+
+    store: MemoryJobStore
+    slots: RunSlots
+    service: JobService
+    runner: JobRunner
+    cleanup: Cleanup
+    interpreter: Interpreter
+    clock: ManualClock
+    tenants: Iterator[int] = field(default_factory=itertools.count)
+
+
+def build_rig(store: MemoryJobStore, slots: RunSlots, queue: RunQueue) -> Rig:
+    clock = ManualClock()
+    service = JobService(
+        store, clock=clock, ids=SequentialIds(), progress_min_interval=timedelta(0)
+    )
+    functions = {step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in local_sfn.runner_handlers()}
+    interpreter = Interpreter(
+        definition=job_runner_definition(functions),
+        handlers={functions[step]: h for step, h in local_sfn.runner_handlers().items()},
+        clock=clock,
+        context=local_sfn.LocalLambdaContext("task", "arn:aws:lambda:us-east-1:1:function:x"),
+    )
+    runner = JobRunner(
+        service,
+        clock=clock,
+        executions=interpreter,
+        batch_size=2,
+        batches_per_execution=2,
+        admission=Admission(service, slots, queue, max_running=1),
+    )
+    cleanup = Cleanup(
+        runner=runner,
+        sweeper=MemorySweeper(store),
+        lease=FreeLease(),
+        executions=interpreter,
+        clock=clock,
+        interval=timedelta(hours=1),
+    )
+    return Rig(store, slots, service, runner, cleanup, interpreter, clock)
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[Rig]:
+    store = MemoryJobStore()
+    built = build_rig(store, MemoryRunSlots(), MemoryRunQueue(store))
+    with pytest.MonkeyPatch.context() as patch:
+        context = RunnerContext(runner=built.runner, push_grace_seconds=0)
+        patch.setattr(runner_handlers, "context", lambda: context)
+        yield built
+
+
+class RunnerMachine(RuleBasedStateMachine):
+    def __init__(self, rig: Rig) -> None:
+        super().__init__()
+        self.rig = rig
+        self.tenant = f"s{next(rig.tenants)}"
+        self.refs: list[JobRef] = []
+        self.seen: dict[tuple[str, str, int], str] = {}  # every message read, by epoch and seq
+        rig.interpreter.executions.clear()
+        rig.interpreter.faults.clear()
+        rig.store.before_commit.clear()
+        rig.store.fail_commits.clear()
+
+    # -- setup and rules --------------------------------------------------------------------
+
+    @initialize(
+        items=st.lists(st.integers(0, 7), min_size=1, max_size=2),
+        transient=st.lists(st.integers(0, 6), max_size=3),
+        timeout=st.one_of(st.none(), st.integers(60, 7200)),
+    )
+    def launch(self, items: list[int], transient: list[int], timeout: int | None) -> None:
+        for count in items:
+            request = JobRequest(
+                type="demo",
+                params={"items": count, "transientFailures": transient},
+                push="never",
+                retry={"maxRetries": 2},
+                timeout_seconds=timeout,
+            )
+            job = self.rig.service.create_job(request, tenant_id=self.tenant, owner_id="u1")
+            ref = JobRef(self.tenant, job.job_id)
+            self.refs.append(ref)
+            self.rig.runner.admit(ref)
+
+    @rule(pick=st.integers(0, 3), states=st.integers(1, 6))
+    def advance(self, pick: int, states: int) -> None:
+        for _ in range(states):
+            movable = self.rig.interpreter.movable()
+            if not movable:
+                return
+            self.rig.interpreter.step(movable[pick % len(movable)])
+
+    @rule(fault=st.sampled_from(LambdaFault))
+    def lambda_fault(self, fault: LambdaFault) -> None:
+        self.rig.interpreter.faults.append(fault)
+
+    @rule(code=st.sampled_from(COMMIT_FAULTS))
+    def commit_fault(self, code: str) -> None:
+        self.rig.store.fail_commits.append(code)
+
+    @rule(job=st.integers(0, 1), action=st.sampled_from(CONTROLS))
+    def control(self, job: int, action: str) -> None:
+        self._control(self.refs[job % len(self.refs)], action)
+
+    @rule(job=st.integers(0, 1), action=st.sampled_from(CONTROLS))
+    def control_racing_a_commit(self, job: int, action: str) -> None:
+        ref = self.refs[job % len(self.refs)]
+        self.rig.store.before_commit.append(lambda: self._control(ref, action))
+
+    @rule(seconds=st.sampled_from([1, 45, 600, 3600, 86_400]))
+    def clock_jump(self, seconds: int) -> None:
+        self.rig.clock.advance(seconds=seconds)
+
+    def _control(self, ref: JobRef, action: str) -> None:
+        try:
+            if action == "pause":
+                self.rig.service.pause(ref)
+            elif action == "resume":
+                self.rig.runner.resume(ref)
+            else:
+                self.rig.runner.cancel(ref)
+        except TetherError:
+            pass  # 409: the job's status forbids it (ended, or not paused)
+        except ClientError:
+            pass  # the store was throttled: the client got a 503 and may try again
+
+    # -- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def every_job_keeps_the_invariants(self) -> None:
+        for ref in self.refs:
+            found = self._violations(self.rig.service.get(ref), must_end=False)
+            assert found == [], f"{ref.job_id}: {found}"
+
+    def _violations(self, job: JobRecord, *, must_end: bool) -> list[str]:
+        """Between steps a job that just ended may still hold its slot and have an execution
+        on its way to Finalize (cancel is asynchronous); once everything ran, neither."""
+        log = self.rig.store.log(job.tenant_id, job.job_id)
+        running = [e.arn for e in self.rig.interpreter.alive(job.job_id)]
+        found = inv.counter_violations(job) + inv.log_violations(job, log) + self._reused(log)
+        if must_end:
+            found += inv.slot_violations(job, self.rig.slots.holders())
+            found += inv.execution_violations(job, running)
+        if job.is_terminal or running or job.status is JobStatus.QUEUED:
+            return found
+        ended = self.rig.interpreter.status(job.execution_arn or "")
+        if must_end or ended != "FAILED":  # a failed execution is the hourly sweep's to end
+            found.append(f"a {job.status.value} job without a live execution ({ended})")
+        return found
+
+    def _reused(self, log: list[Envelope]) -> list[str]:
+        found: list[str] = []
+        for message in log:
+            key = (message.job_id or "", message.epoch or "", message.seq or 0)
+            content = json.dumps(message.model_dump(mode="json"), sort_keys=True)
+            if self.seen.setdefault(key, content) != content:
+                found.append(f"seq {message.seq} rewritten under epoch {message.epoch}")
+        return found
+
+    # -- eventually -------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        """The outage ends: no more faults; resume what is paused; run everything to its end;
+        let the hourly cleanup end what died. Then every job has ended, keeping the rest."""
+        interpreter, store = self.rig.interpreter, self.rig.store
+        interpreter.faults.clear()
+        store.fail_commits.clear()
+        store.before_commit.clear()
+        swept = False
+        for _ in range(400):
+            movable = interpreter.movable()
+            if movable:
+                interpreter.step(movable[0])
+                continue
+            paused = [r for r in self.refs if self.rig.service.get(r).status is JobStatus.PAUSED]
+            if paused:
+                self._control(paused[0], "resume")
+                if not interpreter.movable():
+                    self.rig.clock.advance(days=8)  # no resume? the pause bound ends it
+                continue
+            died = any(e.status == "FAILED" for e in interpreter.executions.values())
+            if swept or (not died and all(self.rig.service.get(r).is_terminal for r in self.refs)):
+                break
+            # An execution died (or a job has none): the hourly cleanup is what ends it.
+            self.rig.clock.advance(hours=1, seconds=1)
+            self.rig.cleanup.run("stateful")
+            swept = True
+            event("an execution died: the hourly cleanup ran")
+        for ref in self.refs:
+            job = self.rig.service.get(ref)
+            found = self._violations(job, must_end=True)
+            assert found == [], f"{ref.job_id} at the end: {found}"
+            event(f"ended {job.status.value}")
+
+
+def test_the_runner_keeps_its_invariants_under_faults_and_control(rig: Rig) -> None:
+    run_state_machine_as_test(lambda: RunnerMachine(rig), settings=SETTINGS)
