@@ -124,9 +124,7 @@ class Interpreter:
     # -- running ----------------------------------------------------------------------------
 
     def alive(self, prefix: str = "") -> list[Execution]:
-        return [
-            e for arn, e in self.executions.items() if e.status == "RUNNING" and prefix in arn
-        ]
+        return [e for arn, e in self.executions.items() if e.status == "RUNNING" and prefix in arn]
 
     def movable(self, prefix: str = "") -> list[Execution]:
         """Live executions that can take a step now (not parked on a token that waits)."""
@@ -197,21 +195,23 @@ class Interpreter:
         function = state["Resource"]
         if token is not None:
             function, data = data["FunctionName"], data["Payload"]
+            # The token is live before the function runs: it may send it back itself.
+            execution.token, execution.released = token, None
         try:
             result = self._invoke(function, data)
         except TaskError as failure:
+            execution.token = execution.released = None
             self._fail(execution, state, failure)
             return
         if token is None:
             execution.data = with_result(execution.data, state.get("ResultPath", "$"), result)
             self._go(execution, state.get("Next"))
             return
-        execution.token, execution.released = token, None
         timeout = state.get("TimeoutSeconds")
         if "TimeoutSecondsPath" in state:
             timeout = resolve(state["TimeoutSecondsPath"], execution.data, {})
-        execution.deadline = None if timeout is None else self.clock.now() + timedelta(
-            seconds=int(timeout)
+        execution.deadline = (
+            None if timeout is None else self.clock.now() + timedelta(seconds=int(timeout))
         )
 
     def _wake(self, execution: Execution, state: dict[str, Any]) -> None:
@@ -258,9 +258,7 @@ class Interpreter:
         for catcher in state.get("Catch", []):
             if _matches(catcher["ErrorEquals"], failure.error):
                 error = {"Error": failure.error, "Cause": failure.cause}
-                execution.data = with_result(
-                    execution.data, catcher.get("ResultPath", "$"), error
-                )
+                execution.data = with_result(execution.data, catcher.get("ResultPath", "$"), error)
                 self._go(execution, catcher["Next"])
                 return
         execution.status = "FAILED"

@@ -51,7 +51,9 @@ class MemoryJobStore:
             self.before_commit.pop(0)()
         if self.fail_commits:
             code = self.fail_commits.pop(0)
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "TransactWriteItems")
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "injected"}}, "TransactWriteItems"
+            )
         key = (change.job.tenant_id, change.job.job_id)
         with self._lock:
             current = self.jobs.get(key)
@@ -77,7 +79,12 @@ class MemoryJobStore:
         return job
 
     def list_jobs(
-        self, tenant_id: str, job_filter: JobFilter, *, limit: int, cursor: str | None
+        self,
+        tenant_id: str,
+        job_filter: JobFilter,
+        *,
+        limit: int,
+        cursor: str | None,  # noqa: ARG002 - one page: no cursor to follow
     ) -> JobPage:
         with self._lock:
             jobs = [
@@ -156,5 +163,7 @@ class MemoryRunQueue:
     def tenants_waiting(self) -> set[str]:
         with self.store._lock:
             return {
-                tenant for (tenant, _), job in self.store.jobs.items() if job.status is JobStatus.QUEUED
+                tenant
+                for (tenant, _), job in self.store.jobs.items()
+                if job.status is JobStatus.QUEUED
             }

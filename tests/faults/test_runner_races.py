@@ -18,10 +18,10 @@ from tests.faults.memory import MemoryJobStore, MemoryRunQueue, MemoryRunSlots
 class NoExecutions:
     """The runner's gateway where nothing else is queued: launches and releases are no-ops."""
 
-    def start(self, name: str, run_input: dict[str, object]) -> str:
+    def start(self, name: str, run_input: dict[str, object]) -> str:  # noqa: ARG002 - the port's signature
         return f"arn:aws:states:us-east-1:1:execution:runner:{name}"
 
-    def send_task_success(self, task_token: str, output: dict[str, object]) -> bool:
+    def send_task_success(self, task_token: str, output: dict[str, object]) -> bool:  # noqa: ARG002 - the port's signature
         return False
 
 
@@ -35,7 +35,9 @@ def test_finalize_that_loses_to_a_cancel_ends_quietly_and_frees_the_slot() -> No
     runner = JobRunner(
         service, clock=clock, executions=NoExecutions(), batch_size=2, admission=admission
     )
-    job = service.create_job(JobRequest(type="demo", params={"items": 4}), tenant_id="t", owner_id="u")
+    job = service.create_job(
+        JobRequest(type="demo", params={"items": 4}), tenant_id="t", owner_id="u"
+    )
     ref = JobRef("t", job.job_id)
     assert runner.admit(ref)
     service.start(ref, total=4)

@@ -12,13 +12,10 @@ module) to hold the fake to DynamoDB's behaviour.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import pytest
 from botocore.exceptions import ClientError
@@ -32,23 +29,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from functions import runner as runner_handlers
-from infra.local import stepfunctions as local_sfn
-from shared.domain.clock import ManualClock, SequentialIds
 from shared.domain.envelope import Envelope
 from shared.domain.errors import TetherError
-from shared.domain.models import JobRecord, JobRequest, JobStatus
-from shared.runner.definition import job_runner_definition
-from shared.runner_wiring import RunnerContext
-from shared.services.admission import Admission
-from shared.services.cleanup import Cleanup
-from shared.services.jobs import JobRef, JobService
-from shared.services.ports import JobStore, RunQueue, RunSlots
-from shared.services.runner import JobRunner
-from tests.faults import invariants as inv
-from tests.faults.asl import Interpreter
+from shared.domain.models import JobRecord, JobRequest
+from shared.services.jobs import JobRef
 from tests.faults.injection import LambdaFault
-from tests.faults.memory import MemoryJobStore, MemoryRunQueue, MemoryRunSlots
+from tests.faults.rig import Rig, rig_context
 
 EXAMPLES: Final = 1000 if os.environ.get("CI") else 100
 STEPS: Final = 20
@@ -62,97 +48,9 @@ SETTINGS: Final = settings(
 )
 
 
-@dataclass
-class MemorySweeper:
-    """The cleanup's scans over the memory store (nothing expires within an example)."""
-
-    store: MemoryJobStore
-
-    def expired_jobs(self, now: datetime) -> list[tuple[str, str]]:
-        return []
-
-    def unfinished_jobs(self) -> list[tuple[str, str]]:
-        live = {JobStatus.RUNNING, JobStatus.PAUSED}
-        return [key for key, job in self.store.jobs.items() if job.status in live]
-
-    def purge_connections(self, now: datetime) -> int:
-        return 0
-
-    def purge_disabled_devices(self) -> int:
-        return 0
-
-
-@dataclass
-class FreeLease:
-    """One cleanup at a time is the lease's job; here there is only one."""
-
-    last: datetime | None = None
-
-    def acquire(self, owner: str, now: datetime, *, seconds: int) -> bool:
-        return True
-
-    def release(self, owner: str) -> None:
-        return None
-
-    def last_run(self) -> datetime | None:
-        return self.last
-
-    def record_run(self, moment: datetime) -> None:
-        self.last = moment
-
-
-@dataclass
-class Rig:
-    """One module's runner, store and interpreter; each example takes a fresh tenant."""
-
-    store: MemoryJobStore
-    slots: RunSlots
-    service: JobService
-    runner: JobRunner
-    cleanup: Cleanup
-    interpreter: Interpreter
-    clock: ManualClock
-    tenants: Iterator[int] = field(default_factory=itertools.count)
-
-
-def build_rig(store: MemoryJobStore, slots: RunSlots, queue: RunQueue) -> Rig:
-    clock = ManualClock()
-    service = JobService(
-        store, clock=clock, ids=SequentialIds(), progress_min_interval=timedelta(0)
-    )
-    functions = {step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in local_sfn.runner_handlers()}
-    interpreter = Interpreter(
-        definition=job_runner_definition(functions),
-        handlers={functions[step]: h for step, h in local_sfn.runner_handlers().items()},
-        clock=clock,
-        context=local_sfn.LocalLambdaContext("task", "arn:aws:lambda:us-east-1:1:function:x"),
-    )
-    runner = JobRunner(
-        service,
-        clock=clock,
-        executions=interpreter,
-        batch_size=2,
-        batches_per_execution=2,
-        admission=Admission(service, slots, queue, max_running=1),
-    )
-    cleanup = Cleanup(
-        runner=runner,
-        sweeper=MemorySweeper(store),
-        lease=FreeLease(),
-        executions=interpreter,
-        clock=clock,
-        interval=timedelta(hours=1),
-    )
-    return Rig(store, slots, service, runner, cleanup, interpreter, clock)
-
-
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    store = MemoryJobStore()
-    built = build_rig(store, MemoryRunSlots(), MemoryRunQueue(store))
-    with pytest.MonkeyPatch.context() as patch:
-        context = RunnerContext(runner=built.runner, push_grace_seconds=0)
-        patch.setattr(runner_handlers, "context", lambda: context)
+    with rig_context() as built:
         yield built
 
 
@@ -160,13 +58,10 @@ class RunnerMachine(RuleBasedStateMachine):
     def __init__(self, rig: Rig) -> None:
         super().__init__()
         self.rig = rig
-        self.tenant = f"s{next(rig.tenants)}"
+        self.tenant = rig.tenant()
         self.refs: list[JobRef] = []
         self.seen: dict[tuple[str, str, int], str] = {}  # every message read, by epoch and seq
-        rig.interpreter.executions.clear()
-        rig.interpreter.faults.clear()
-        rig.store.before_commit.clear()
-        rig.store.fail_commits.clear()
+        rig.reset()
 
     # -- setup and rules --------------------------------------------------------------------
 
@@ -242,18 +137,8 @@ class RunnerMachine(RuleBasedStateMachine):
     def _violations(self, job: JobRecord, *, must_end: bool) -> list[str]:
         """Between steps a job that just ended may still hold its slot and have an execution
         on its way to Finalize (cancel is asynchronous); once everything ran, neither."""
-        log = self.rig.store.log(job.tenant_id, job.job_id)
-        running = [e.arn for e in self.rig.interpreter.alive(job.job_id)]
-        found = inv.counter_violations(job) + inv.log_violations(job, log) + self._reused(log)
-        if must_end:
-            found += inv.slot_violations(job, self.rig.slots.holders())
-            found += inv.execution_violations(job, running)
-        if job.is_terminal or running or job.status is JobStatus.QUEUED:
-            return found
-        ended = self.rig.interpreter.status(job.execution_arn or "")
-        if must_end or ended != "FAILED":  # a failed execution is the hourly sweep's to end
-            found.append(f"a {job.status.value} job without a live execution ({ended})")
-        return found
+        found = self.rig.violations(job, must_end=must_end)
+        return found + self._reused(self.rig.store.log(job.tenant_id, job.job_id))
 
     def _reused(self, log: list[Envelope]) -> list[str]:
         found: list[str] = []
@@ -269,29 +154,10 @@ class RunnerMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """The outage ends: no more faults; resume what is paused; run everything to its end;
         let the hourly cleanup end what died. Then every job has ended, keeping the rest."""
-        interpreter, store = self.rig.interpreter, self.rig.store
-        interpreter.faults.clear()
-        store.fail_commits.clear()
-        store.before_commit.clear()
-        swept = False
-        for _ in range(400):
-            movable = interpreter.movable()
-            if movable:
-                interpreter.step(movable[0])
-                continue
-            paused = [r for r in self.refs if self.rig.service.get(r).status is JobStatus.PAUSED]
-            if paused:
-                self._control(paused[0], "resume")
-                if not interpreter.movable():
-                    self.rig.clock.advance(days=8)  # no resume? the pause bound ends it
-                continue
-            died = any(e.status == "FAILED" for e in interpreter.executions.values())
-            if swept or (not died and all(self.rig.service.get(r).is_terminal for r in self.refs)):
-                break
-            # An execution died (or a job has none): the hourly cleanup is what ends it.
-            self.rig.clock.advance(hours=1, seconds=1)
-            self.rig.cleanup.run("stateful")
-            swept = True
+        self.rig.interpreter.faults.clear()
+        self.rig.store.fail_commits.clear()
+        self.rig.store.before_commit.clear()
+        if self.rig.drive(self.refs):
             event("an execution died: the hourly cleanup ran")
         for ref in self.refs:
             job = self.rig.service.get(ref)

@@ -210,9 +210,9 @@ class World:
         job = self.service.get(ref)
         running = self.running(ref)
         found = [] if job.status in inv.TERMINAL or not must_end else [f"job {job.status}"]
-        if not must_end and job.status not in inv.TERMINAL and not running:
-            if job.status is not JobStatus.QUEUED:
-                found.append(f"a {job.status.value} job without a running execution")
+        idle = job.status not in inv.TERMINAL and job.status is not JobStatus.QUEUED
+        if not must_end and idle and not running:
+            found.append(f"a {job.status.value} job without a running execution")
         found += inv.counter_violations(job)
         found += inv.slot_violations(job, self.slots.holders())
         found += inv.execution_violations(job, running)
