@@ -32,8 +32,16 @@ class FailedTaskInput(RunState):
     failure: TaskFailure = Field(default_factory=TaskFailure)
 
 
+class PrepareInput(RunState):
+    # The state Prepare was entered with: the execution's input, or after failed tries of
+    # Prepare what RecordFailure left (with the history events used so far).
+    prior: RunState | None = None
+
+
 class FinalizeInput(RunState):
     failure: TaskFailure | None = None  # set when reached through a Catch
+    # Set when Finalize itself failed and this is FinalizeFallback (the definition's Catch).
+    finalize_failure: TaskFailure | None = None
 
 
 class AwaitResumeInput(RunState):
@@ -54,9 +62,12 @@ def _ref(state: RunState) -> JobRef:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def prepare(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
-    request = RunState.model_validate(event)
+    request = PrepareInput.model_validate(event)
     decision = context().runner.prepare(
-        _ref(request), execution_arn=request.execution_arn, generation=request.generation
+        _ref(request),
+        execution_arn=request.execution_arn,
+        generation=request.generation,
+        events=request.prior.events if request.prior else 0,
     )
     return decision.to_json()
 
@@ -77,7 +88,8 @@ def process(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]
 @metrics.log_metrics
 def record_failure(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
     request = FailedTaskInput.model_validate(event)
-    decision = request.carried(context().runner.record_failure(_ref(request), request.failure))
+    _ref(request)
+    decision = context().runner.record_failure(request, request.failure)
     logger.warning("batch failed", extra={"failure": request.failure.Error, "next": decision.next})
     metrics.add_metric(name="BatchFailures", unit=MetricUnit.Count, value=1)
     return decision.to_json()
@@ -96,9 +108,17 @@ def await_resume(event: dict[str, Any], _context: LambdaContext) -> dict[str, ob
 @metrics.log_metrics
 def finalize(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
     request = FinalizeInput.model_validate(event)
-    job = context().runner.finalize(
-        _ref(request), request.outcome, request.error, failure=request.failure
-    )
+    runner = context().runner
+    if request.finalize_failure is None:
+        job = runner.finalize(
+            _ref(request), request.outcome, request.error, failure=request.failure
+        )
+    else:
+        logger.error("finalize failed", extra={"failure": request.finalize_failure.Error})
+        job = runner.finalize_after_failure(
+            _ref(request), request.outcome, request.error, request.finalize_failure
+        )
+        metrics.add_metric(name="FinalizeFailures", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="JobsFinished", unit=MetricUnit.Count, value=1)
     return {
         "tenantId": job.tenant_id,

@@ -79,6 +79,34 @@ DEFAULT_BATCH_SIZE: Final = 100
 ENV_BATCHES_PER_EXECUTION: Final = "TETHER_BATCHES_PER_EXECUTION"
 DEFAULT_BATCHES_PER_EXECUTION: Final = 1000
 
+# History events: Standard fails an execution that reaches 25,000 of them, and a batch count
+# alone does not bound them (a clean batch costs 7, a failed attempt 14: a batch that fails
+# twice costs 35). So each execution also carries an estimate of the events it used
+# (`RunState.events`) and hands the job over once it reaches `DEFAULT_EVENTS_PER_EXECUTION`.
+# What Step Functions records (and moto's interpreter, measured, records the same):
+STANDARD_MAX_HISTORY_EVENTS: Final = 25_000
+# a Lambda task: TaskStateEntered, LambdaFunctionScheduled, -Started, -Succeeded|-Failed,
+# TaskStateExited; AwaitResume (.waitForTaskToken) adds TaskSubmitted.
+EVENTS_TASK: Final = 5
+EVENTS_CALLBACK_TASK: Final = 6
+# a Choice, a Wait or a Pass: entered, exited.
+EVENTS_CHOICE: Final = 2
+EVENTS_WAIT: Final = 2
+# The tasks count every state of the loop (a clean batch: ProcessBatch + Control = 7; a failed
+# attempt: the failed task, RecordFailure, Control, Backoff = 14; a pause: ProcessBatch, Control,
+# AwaitResume = 13). Outside the estimate, but bounded: ExecutionStarted, and the end after the
+# last check (Finalize 5, its fallback 5, PauseExpired 2, PushDecision 2, PushGrace 2, Notify
+# 5, Done 2, ExecutionSucceeded 1).
+EVENTS_OUTSIDE_ESTIMATE: Final = 1 + 5 + 5 + 2 + 2 + 2 + 5 + 2 + 1
+# The estimate is checked before every batch and every pause; the most it can grow past the
+# budget before the next check is one failed attempt.
+EVENTS_LARGEST_STEP: Final = 14
+# So an execution ends at most 20,000 + 14 + 25 events into its history, plus what the tasks
+# cannot see: Lambda-service retries (Retry on Lambda.ServiceException and the like, 3 events
+# each, at most 6 per task). The 4,961 events left to 25,000 are 1,653 such retries in one
+# execution, where one is already rare.
+DEFAULT_EVENTS_PER_EXECUTION: Final = 20_000
+
 # Schedules, triggers, priorities and cleanup (DESIGN §8, issue 8).
 ENV_SCHEDULES_TABLE: Final = "TETHER_SCHEDULES_TABLE"
 # EventBridge Scheduler: the group Tether's schedules live in, the role Scheduler assumes to

@@ -214,14 +214,24 @@ def websocket_context(
     clock: Clock | None = None,
     poster: ConnectionPoster | None = None,
 ) -> tuple[WebSocketSession, ConnectionPoster]:
-    """The WebSocket handler's session and the poster its replies go through."""
+    """The WebSocket handler's session and the poster its replies go through.
+
+    Its runner is the HTTP API's (`job_runner`), so a cancel takes the same path whatever the
+    transport; without a state machine there is no execution to let go, and a runner without
+    one cancels the job alone.
+    """
     settings = load_settings(settings)
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
+    jobs = job_service(settings, client=client, clock=clock)
+    runner = job_runner(settings, jobs, clock, client) or JobRunner(
+        jobs, clock=clock, executions=None, batch_size=settings.batch_size
+    )
     session = WebSocketSession(
-        jobs=job_service(settings, client=client, clock=clock),
+        jobs=jobs,
         connections=DynamoConnectionStore(client, settings.connections_table),
         clock=clock,
+        runner=runner,
     )
     if poster is None:
         if settings.websocket_management_url is None:

@@ -92,6 +92,7 @@ class TetherStack(Stack):
             push_grace_seconds=push_config.grace_seconds,
         )
         self.http_api.start_jobs_on(self.job_runner.state_machine)
+        self.websocket_api.cancel_jobs_on(self.job_runner.state_machine)
         self.schedules = Schedules(
             self,
             "Schedules",

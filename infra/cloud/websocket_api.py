@@ -30,6 +30,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.cloud.http_api import AccessLogSettings, AuthConfig
@@ -224,6 +225,18 @@ class WebSocketApi(Construct):
             value=self.management_url,
             description="@connections endpoint of the WebSocket stage (where frames are posted)",
         )
+
+    def cancel_jobs_on(self, state_machine: sfn.IStateMachine) -> None:
+        """Cancel over WebSocket as over HTTP: a paused job's parked execution is let go
+        (SendTaskSuccess), so it ends and frees its run slot (`JobRunner.cancel`).
+
+        A method, not a constructor argument, as `HttpApi.start_jobs_on`: the JobRunner is
+        built after the APIs.
+        """
+        self.handler_function.add_environment(
+            c.ENV_STATE_MACHINE_ARN, state_machine.state_machine_arn
+        )
+        state_machine.grant(self.handler_function, "states:SendTaskSuccess")
 
     def _add_routes(self) -> None:
         integration = integrations.WebSocketLambdaIntegration("Handler", self.handler_function)

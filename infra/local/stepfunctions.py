@@ -10,6 +10,11 @@ How it works, in three parts (see ../shared/AWS_LOCAL_NOTES.md, "Step Functions"
   `{errorType, errorMessage}` with the function-error flag, so Catch and Retry see them), and
   `WaitFunction._wait_interval`: every `Wait` is recorded in `requested_waits()` (so tests can
   assert computed backoffs) and sleeps `wait_scale` times the requested seconds (0 in tests).
+  A Retrier's interval is recorded (`requested_retries()`) and scaled the same way. A task
+  waiting for its token with a timeout (`TimeoutSecondsPath`) records it
+  (`requested_task_timeouts()`); with `task_timeouts=False` (the tests) it times out only when
+  `expire_task_timeouts()` says so, as if that much time had passed, instead of on the wall
+  clock.
 * `deploy_job_runner()` creates a dummy moto Lambda function per task (so the ARNs resolve),
   registers the handlers under their names and creates the state machine from
   `shared.runner.definition`, the same builder CDK uses.
@@ -20,6 +25,8 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
+import types
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
@@ -28,9 +35,11 @@ from typing import Any, Final
 
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import DefaultConfig
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackOutcome
 
 from shared.runner.definition import job_runner_definition
 
@@ -56,11 +65,34 @@ class _Hook:
     lock: threading.Lock = field(default_factory=threading.Lock)
     installed: bool = False
     wait_scale: float = 0.0
+    task_timeouts: bool = True
     handlers: dict[str, TaskHandler] = field(default_factory=dict)
     waits: list[int] = field(default_factory=list)
+    retries: list[float] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)
+    parked: set[CallbackEndpoint] = field(default_factory=set)
+    parking: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.parking = threading.Condition(self.lock)
 
 
 _hook = _Hook()
+
+
+class _RetrierTime(types.ModuleType):
+    """`time` for moto's Retrier: its interval sleep is recorded and scaled like a Wait."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        with _hook.lock:
+            _hook.retries.append(seconds)
+            scaled = seconds * _hook.wait_scale
+        if scaled > 0:
+            time.sleep(scaled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +109,19 @@ class LocalLambdaContext:
         return 900_000
 
 
-def install(*, wait_scale: float = 0.0) -> None:
-    """Route registered Lambda functions in process and make waits recorded and scaled."""
+def install(*, wait_scale: float = 0.0, task_timeouts: bool = True) -> None:
+    """Route registered Lambda functions in process and make waits recorded and scaled.
+
+    `task_timeouts=False`: a task's timeout fires only through `expire_task_timeouts()`.
+    """
     with _hook.lock:
         _hook.wait_scale = wait_scale
+        _hook.task_timeouts = task_timeouts
+    _patch()
+
+
+def _patch() -> None:
+    with _hook.lock:
         if _hook.installed:
             return
         original: Callable[..., tuple[str, bool, str]] = LambdaFunction._invoke_lambda
@@ -107,7 +148,49 @@ def install(*, wait_scale: float = 0.0) -> None:
 
         LambdaFunction._invoke_lambda = invoke_in_process  # type: ignore[method-assign]
         WaitFunction._wait_interval = recorded_wait  # type: ignore[method-assign,assignment]
+        CallbackEndpoint.wait = _bounded_callback_wait  # type: ignore[method-assign]
+        retrier_decl.time = _RetrierTime("time")  # type: ignore[attr-defined]
         _hook.installed = True
+
+
+def _bounded_callback_wait(
+    self: CallbackEndpoint, timeout: float | None = None
+) -> CallbackOutcome | None:
+    """moto's wait for a task token (None: it timed out), recorded and test-controllable."""
+    with _hook.lock:
+        if timeout is not None:
+            _hook.timeouts.append(timeout)
+        _hook.parked.add(self)
+        _hook.parking.notify_all()
+        fires = timeout if _hook.task_timeouts else None
+    try:
+        self._notify_event.wait(timeout=fires)
+    finally:
+        with _hook.lock:
+            _hook.parked.discard(self)
+    return self._outcome
+
+
+def parked_task_tokens(*, at_least: int = 1, within: float = 10.0) -> list[str]:
+    """The tokens of the tasks waiting for one now, once `at_least` of them wait."""
+    with _hook.parking:
+        if not _hook.parking.wait_for(lambda: len(_hook.parked) >= at_least, within):
+            raise TimeoutError(f"fewer than {at_least} task(s) wait for a token")
+        return [endpoint.callback_id for endpoint in _hook.parked]
+
+
+def expire_task_timeouts(*, at_least: int = 1, within: float = 10.0) -> int:
+    """Time out every task waiting for its token now, once `at_least` of them wait.
+
+    Their executions go on as Step Functions' would when the task's timeout passes (a
+    `States.Timeout`); the number expired.
+    """
+    parked_task_tokens(at_least=at_least, within=within)
+    with _hook.lock:
+        parked = list(_hook.parked)
+    for endpoint in parked:
+        endpoint._notify_event.set()  # no outcome: moto reads a timeout
+    return len(parked)
 
 
 def register(function_name: str, handler: TaskHandler) -> None:
@@ -121,9 +204,23 @@ def requested_waits() -> list[int]:
         return list(_hook.waits)
 
 
+def requested_retries() -> list[float]:
+    """Seconds every Retrier waited before a retry since the last `clear_waits()`, in order."""
+    with _hook.lock:
+        return list(_hook.retries)
+
+
+def requested_task_timeouts() -> list[float]:
+    """Timeouts of the tasks that waited for a token since the last `clear_waits()`."""
+    with _hook.lock:
+        return list(_hook.timeouts)
+
+
 def clear_waits() -> None:
     with _hook.lock:
         _hook.waits.clear()
+        _hook.retries.clear()
+        _hook.timeouts.clear()
 
 
 def _dummy_zip() -> bytes:
@@ -145,7 +242,7 @@ def deploy_job_runner(
 
     `handlers` maps each task step of the definition to the handler that runs it.
     """
-    install(wait_scale=_hook.wait_scale)
+    _patch()
     role = iam_client.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=_ROLE_POLICY)
     role_arn = role["Role"]["Arn"]
     code = _dummy_zip()

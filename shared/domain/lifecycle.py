@@ -111,6 +111,7 @@ def new_job(
         status=status,
         retry=request.retry,
         timeout_seconds=request.timeout_seconds,
+        max_pause_seconds=request.max_pause_seconds,
         push=request.push,
         schedule=request.schedule,
         epoch=ids.epoch(),
@@ -190,8 +191,14 @@ def pause_for_resume(job: JobRecord, now: datetime, *, task_token: str) -> JobCh
     """Park a running job whose pause was requested, keeping the token resume sends back.
 
     None when the request is gone (resumed or cancelled meanwhile): the caller must release
-    the waiting execution itself, nobody else holds its token.
+    the waiting execution itself, nobody else holds its token. A paused job parked again with
+    a new token (Step Functions retried AwaitResume after the function had parked it, e.g. on
+    Lambda.ClientExecutionTimeoutException) keeps the new one: the execution waits on it now.
     """
+    if job.status is JobStatus.PAUSED and not job.cancel_requested:
+        if job.task_token == task_token:
+            return None
+        return _Draft(job, now).finish(task_token=task_token)
     if job.status is not JobStatus.RUNNING or not job.pause_requested or job.cancel_requested:
         return None
     return transition(job, JobStatus.PAUSED, now, action="pause", task_token=task_token)

@@ -18,6 +18,13 @@ from pydantic.alias_generators import to_camel
 MAX_PARAMS_BYTES: Final = 32 * 1024  # keeps a job item far below DynamoDB's 400 KB
 MAX_RESULT_BYTES: Final = 64 * 1024
 MAX_TIMEOUT_SECONDS: Final = 30 * 24 * 3600
+# How long a paused job may wait for resume before it ends `failed` with `pause_expired`: its
+# execution is parked on a task token and its run slot is taken meanwhile, so a pause nobody
+# resumes must end. A job may ask for its own bound (`maxPauseSeconds`) between the two limits:
+# at least a minute (a client has time to resume), at most what `timeoutSeconds` allows.
+DEFAULT_MAX_PAUSE_SECONDS: Final = 7 * 24 * 3600
+MIN_PAUSE_SECONDS: Final = 60
+MAX_PAUSE_SECONDS: Final = MAX_TIMEOUT_SECONDS
 
 JobTypeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@|-]+$")]
@@ -198,6 +205,9 @@ class JobRequest(TetherModel):
     schedule: JobSchedule | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
+    max_pause_seconds: int = Field(
+        default=DEFAULT_MAX_PAUSE_SECONDS, ge=MIN_PAUSE_SECONDS, le=MAX_PAUSE_SECONDS
+    )
     push: PushPolicy = PushPolicy.IF_NOT_SEEN
 
     @model_validator(mode="after")
@@ -225,6 +235,7 @@ class JobState(TetherModel):
     result: dict[str, Any] | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_seconds: int | None = None
+    max_pause_seconds: int = DEFAULT_MAX_PAUSE_SECONDS
     schedule: JobSchedule | None = None
     seq: int = Field(default=0, ge=0, description="seq of the last message in the job's log")
     epoch: str = Field(min_length=1, max_length=32)
@@ -249,9 +260,14 @@ class JobState(TetherModel):
 
     def timed_out(self, now: datetime) -> bool:
         """Past `timeoutSeconds` since the job started running (paused time counts)."""
+        left = self.timeout_left(now)
+        return left is not None and left <= 0
+
+    def timeout_left(self, now: datetime) -> float | None:
+        """Seconds until `timeoutSeconds` runs out (paused time counts); None without a limit."""
         if self.timeout_seconds is None or self.started_at is None:
-            return False
-        return (now - self.started_at).total_seconds() >= self.timeout_seconds
+            return None
+        return self.timeout_seconds - (now - self.started_at).total_seconds()
 
 
 class JobRecord(JobState):

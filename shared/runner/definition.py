@@ -16,6 +16,18 @@ until resume sends the token back; a failed task goes to `RecordFailure`, which 
 attempt on the job and picks a `Backoff` (a `Wait` with the job's own computed delay in
 `$.waitSeconds`) or `Finalize` with the last error.
 
+Every path ends the job (issue 16). A pause is bounded: `AwaitResume` times out after
+`$.pauseSeconds` (the job's `maxPauseSeconds`, or less when its `timeoutSeconds` runs out first,
+computed by the task that decided to pause), and `PauseExpired` puts the error decided with it
+(`$.pauseError`: `pause_expired` or `timeout`) where Finalize reads it. Every task retries the
+Lambda service's own errors (AWS's recommended set and timing) and catches the rest: the loop's
+tasks into `RecordFailure`, `RecordFailure` into Finalize, Finalize into `FinalizeFallback` (the
+same function in its fail-safe mode: the least writes that end the job and free its slot). If
+that fails too the execution fails, and the hourly cleanup's dead-execution sweep ends the job
+and frees its slot. The state machine has no overall TimeoutSeconds: every wait in it is
+bounded already (backoffs by the retry policy, pauses by `$.pauseSeconds`), and a timed-out
+execution would leave its job to that same sweep.
+
 After `Finalize` (DESIGN §7): when it says `push` (a completed or failed job whose policy is not
 `never`), `PushGrace` waits the configured grace period (`$.graceSeconds`, from Finalize, so
 tests and settings choose it) for a live client to acknowledge the end, then `Notify` pushes to
@@ -38,23 +50,27 @@ FINALIZE: Final = "finalize"
 NOTIFY: Final = "notify"
 TASK_STEPS: Final = (PREPARE, PROCESS, RECORD_FAILURE, AWAIT_RESUME, FINALIZE, NOTIFY)
 
-# Errors of the Lambda service itself (not of our code) are retried by Step Functions, as
-# AWS recommends for every Lambda task; our own failures go through RecordFailure instead.
+# Errors of the Lambda service itself (not of our code) are retried by Step Functions with the
+# set and timing AWS recommends for every Lambda task (2 s, doubling, 6 retries: about two
+# minutes), plus throttling; our own failures go through RecordFailure instead.
 _LAMBDA_SERVICE_RETRY: Final = {
     "ErrorEquals": [
+        "Lambda.ClientExecutionTimeoutException",
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
     ],
-    "IntervalSeconds": 1,
-    "MaxAttempts": 3,
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
     "BackoffRate": 2.0,
 }
 
 
-def _catch(target: str) -> list[dict[str, Any]]:
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": target}]
+def _catch(
+    target: str, result_path: str = "$.failure", errors: str = "States.ALL"
+) -> dict[str, Any]:
+    return {"ErrorEquals": [errors], "ResultPath": result_path, "Next": target}
 
 
 def _task(arn: str, *, then: str | None, catch_to: str | None) -> dict[str, Any]:
@@ -64,8 +80,35 @@ def _task(arn: str, *, then: str | None, catch_to: str | None) -> dict[str, Any]
     else:
         state["Next"] = then
     if catch_to is not None:
-        state["Catch"] = _catch(catch_to)
+        state["Catch"] = [_catch(catch_to)]
     return state
+
+
+def _await_resume(function_arn: str) -> dict[str, Any]:
+    """Park the paused job's token (the function stores it) and wait until resume sends it."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {
+            "FunctionName": function_arn,
+            "Payload": {
+                "tenantId.$": "$.tenantId",
+                "jobId.$": "$.jobId",
+                "cursor.$": "$.cursor",
+                "taskToken.$": "$$.Task.Token",
+            },
+        },
+        "ResultPath": None,  # resume's output is not needed: the job item is the truth
+        # A pause nobody resumes ends (States.Timeout): after maxPauseSeconds, or when the
+        # job's timeoutSeconds runs out, whichever comes first.
+        "TimeoutSecondsPath": "$.pauseSeconds",
+        "Retry": [_LAMBDA_SERVICE_RETRY],
+        "Catch": [
+            _catch("PauseExpired", errors="States.Timeout"),
+            _catch("RecordFailure"),
+        ],
+        "Next": "ProcessBatch",
+    }
 
 
 def _route(value: Next, target: str) -> dict[str, Any]:
@@ -89,6 +132,8 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
                     "jobId.$": "$.jobId",
                     "generation.$": "$.generation",
                     "executionArn.$": "$$.Execution.Id",
+                    # the history events spent before a retried Prepare, when there is one
+                    "prior.$": "$",
                 },
             },
             "Control": {
@@ -105,24 +150,20 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
             "RecordFailure": _task(arn[RECORD_FAILURE], then="Control", catch_to="Finalize"),
             "Backoff": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "ProcessBatch"},
             "BackoffPrepare": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "Prepare"},
-            "AwaitResume": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-                "Parameters": {
-                    "FunctionName": arn[AWAIT_RESUME],
-                    "Payload": {
-                        "tenantId.$": "$.tenantId",
-                        "jobId.$": "$.jobId",
-                        "cursor.$": "$.cursor",
-                        "taskToken.$": "$$.Task.Token",
-                    },
-                },
-                "ResultPath": None,  # resume's output is not needed: the job item is the truth
-                "Retry": [_LAMBDA_SERVICE_RETRY],
-                "Catch": _catch("RecordFailure"),
-                "Next": "ProcessBatch",
+            "AwaitResume": _await_resume(arn[AWAIT_RESUME]),
+            "PauseExpired": {
+                "Type": "Pass",
+                "InputPath": "$.pauseError",
+                "ResultPath": "$.error",  # Finalize, without an outcome, fails with this error
+                "Next": "Finalize",
             },
-            "Finalize": _task(arn[FINALIZE], then="PushDecision", catch_to=None),
+            "Finalize": {
+                **_task(arn[FINALIZE], then="PushDecision", catch_to=None),
+                "Catch": [_catch("FinalizeFallback", "$.finalizeFailure")],
+            },
+            # Finalize in its fail-safe mode (it sees `finalizeFailure`); uncaught on purpose:
+            # if it fails too, the execution fails and the cleanup ends the job.
+            "FinalizeFallback": _task(arn[FINALIZE], then="PushDecision", catch_to=None),
             "PushDecision": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.push", "BooleanEquals": True, "Next": "PushGrace"}],
@@ -133,9 +174,7 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
                 **_task(arn[NOTIFY], then="Done", catch_to=None),
                 # The job has ended already: a push that fails is recorded or dropped, never
                 # a failed execution (the job's status is the job item's, untouched here).
-                "Catch": [
-                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyFailure", "Next": "Done"}
-                ],
+                "Catch": [_catch("Done", "$.notifyFailure")],
             },
             "Done": {"Type": "Succeed"},
         },

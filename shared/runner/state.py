@@ -3,6 +3,11 @@
 Every task returns a whole `RunState`; the definition's `Control` choice routes on `next`.
 Tasks ignore what they do not know (`failure`, added by a Catch), so the same model parses
 every task's input.
+
+`events` is the execution's own estimate of the history events it has used so far: each task
+adds what the path that led to it cost (see `shared.constants`, "History events"), so
+`ProcessBatch` can hand the job over to a new execution before Standard's 25,000-event limit,
+whatever mix of batches, failed attempts, backoffs and pauses got it there.
 """
 
 from __future__ import annotations
@@ -47,19 +52,27 @@ class RunState(TetherModel):
     outcome: Outcome | None = None
     error: JobError | None = None
     wait_seconds: int | None = Field(default=None, ge=0)
+    # With `next: pause`: how long AwaitResume may wait for resume (its TimeoutSecondsPath),
+    # and the error the job ends with when it waited that long (the pause bound or timeout).
+    pause_seconds: int | None = Field(default=None, ge=1)
+    pause_error: JobError | None = None
     # Continue-as-new: which run of the job this execution is, its own ARN (so a superseded
-    # execution notices and stops), and how many batches it has run.
+    # execution notices and stops), how many batches it has run and how many history events
+    # it has used (an estimate that never undercounts the paths Tether takes).
     generation: int = Field(default=0, ge=0)
     execution_arn: str | None = None
     executed: int = Field(default=0, ge=0)
+    events: int = Field(default=0, ge=0)
 
-    def carried(self, decision: RunState) -> RunState:
-        """`decision`, keeping what identifies this execution (tasks decide from the job)."""
+    def carried(self, decision: RunState, *, events: int = 0) -> RunState:
+        """`decision`, keeping what identifies this execution (tasks decide from the job), with
+        `events` more history events spent."""
         return decision.model_copy(
             update={
                 "generation": self.generation,
                 "execution_arn": self.execution_arn,
                 "executed": self.executed,
+                "events": self.events + events,
             }
         )
 

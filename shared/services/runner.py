@@ -2,8 +2,12 @@
 
 One method per task of `shared.runner.definition`. Each reads the job, decides, writes through
 `JobService` (so every change goes through the store's optimistic transactions) and returns the
-`RunState` the definition routes on. Every task is safe to run twice: batches are committed on
-the condition that the cursor has not moved, and terminal jobs are left alone.
+`RunState` the definition routes on, with the history events its path cost added to the
+execution's estimate. Every task is safe to run twice: batches are committed on the condition
+that the cursor has not moved, and terminal jobs are left alone.
+
+Cancel, pause and resume from clients (HTTP or WebSocket alike) come through `cancel` and
+`resume` here, the one place that also lets a parked execution go.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from shared import constants as c
@@ -26,6 +31,8 @@ from shared.services.jobs import JobRef, JobService
 from shared.services.ports import ExecutionGateway
 
 TIMEOUT_ERROR_CODE: Final = "timeout"
+PAUSE_EXPIRED_ERROR_CODE: Final = "pause_expired"
+FINALIZE_FAILED_ERROR_CODE: Final = "finalize_failed"
 _PERMANENT_ERROR_TYPES: Final = frozenset({PermanentJobError.__name__, UnknownJobType.__name__})
 _CODED_MESSAGE: Final = re.compile(r"^([a-z][a-z0-9_]{0,63}): (.*)$", re.DOTALL)
 _MAX_ERROR_MESSAGE: Final = 2048
@@ -40,11 +47,13 @@ class JobRunner:
         executions: ExecutionGateway | None,
         batch_size: int,
         batches_per_execution: int = c.DEFAULT_BATCHES_PER_EXECUTION,
+        events_per_execution: int = c.DEFAULT_EVENTS_PER_EXECUTION,
         types: Mapping[str, JobType] = JOB_TYPES,
         admission: Admission | None = None,
     ) -> None:
         self._admission = admission  # None: no per-tenant cap, every job launches at once
         self._batches_per_execution = batches_per_execution
+        self._events_per_execution = events_per_execution
         self._jobs = jobs
         self._clock = clock
         self._executions = executions
@@ -54,9 +63,17 @@ class JobRunner:
     # -- tasks ------------------------------------------------------------------------------
 
     def prepare(
-        self, ref: JobRef, *, execution_arn: str | None = None, generation: int = 0
+        self,
+        ref: JobRef,
+        *,
+        execution_arn: str | None = None,
+        generation: int = 0,
+        events: int = 0,
     ) -> RunState:
-        """Count the items and start the job; a later execution of a started job follows it."""
+        """Count the items and start the job; a later execution of a started job follows it.
+
+        `events`: what the execution used before this Prepare (failed tries of it).
+        """
         job = self._jobs.get(ref)
         if job.status is JobStatus.QUEUED:
             total = job_type(job.type, self._types).prepare(job.params)
@@ -68,14 +85,18 @@ class JobRunner:
             job_id=ref.job_id,
             generation=generation,
             execution_arn=execution_arn,
+            events=events,
         )
-        return run.carried(self._control(job) or self._after_batch(job, done=None))
+        decision = self._control(job) or self._after_batch(job, done=None)
+        return run.carried(decision, events=_loop_events(decision))
 
     def process(self, run: RunState) -> RunState:
         """Honour cancel, timeout and pause; else process one batch from the cursor, once.
 
-        After `batches_per_execution` batches the job continues in its next execution, and a
-        superseded execution (one whose job follows a newer execution) stops here.
+        The job continues in its next execution after `batches_per_execution` batches or once
+        this one's history events reach `events_per_execution` (checked before every batch
+        and every pause, so failed attempts and pauses count too), and a superseded execution
+        (one whose job follows a newer execution) stops here.
         """
         ref = JobRef(run.tenant_id, run.job_id)
         job = self._jobs.get(ref)
@@ -84,14 +105,18 @@ class JobRunner:
             run.execution_arn,
         )
         if superseded:
-            return run.carried(self._state(job, Next.FINALIZE, Outcome.NONE))
+            return self._decided(run, self._state(job, Next.FINALIZE, Outcome.NONE))
         decision = self._control(job)
-        if decision is not None:
-            return run.carried(decision)
+        if decision is not None and decision.next is Next.FINALIZE:
+            return self._decided(run, decision)
+        if run.events >= self._events_per_execution:
+            return self._hand_over(ref, run, job)
+        if decision is not None:  # a pause
+            return self._decided(run, decision)
         cursor = run.cursor
         if job.cursor != cursor or job.cursor >= job.counters.total:
             # a duplicate: report what was committed
-            return run.carried(self._after_batch(job, done=None))
+            return self._decided(run, self._after_batch(job, done=None))
         kind = job_type(job.type, self._types)
         outcome = kind.process(
             job.params, cursor, self._batch_size, attempt=job.failures_at(cursor) + 1
@@ -104,14 +129,23 @@ class JobRunner:
         )
         ours = committed.cursor == outcome.next_cursor
         decided = self._after_batch(committed, done=outcome.done if ours else None)
-        executed = run.executed + 1
-        if decided.next is Next.PROCESS and executed >= self._batches_per_execution:
-            self.launch(ref, run.generation + 1)  # idempotent: named after the generation
-            return run.carried(self._state(committed, Next.FINALIZE, Outcome.NONE))
-        return run.carried(decided).model_copy(update={"executed": executed})
+        run = run.model_copy(update={"executed": run.executed + 1})
+        if decided.next is Next.PROCESS and (
+            run.executed >= self._batches_per_execution
+            or run.events + _loop_events(decided) >= self._events_per_execution
+        ):
+            return self._hand_over(ref, run, committed)
+        return self._decided(run, decided)
 
-    def record_failure(self, ref: JobRef, failure: TaskFailure) -> RunState:
+    def record_failure(self, run: RunState, failure: TaskFailure) -> RunState:
         """Record a failed try; pick the job's backoff, or finish failed with the last error."""
+        ref = JobRef(run.tenant_id, run.job_id)
+        # The failed task's own events; AwaitResume's were counted when the pause was decided.
+        failed_task = 0 if run.next is Next.PAUSE else c.EVENTS_TASK
+        decision = self._record_failure(ref, failure)
+        return run.carried(decision, events=failed_task + _loop_events(decision))
+
+    def _record_failure(self, ref: JobRef, failure: TaskFailure) -> RunState:
         job = self._jobs.get(ref)
         if job.is_terminal:
             return self._state(job, Next.FINALIZE, Outcome.NONE)
@@ -162,6 +196,30 @@ class JobRunner:
         if job.is_terminal and self._admission is not None:
             self._admission.release(ref, self.launch)
         return job
+
+    def finalize_after_failure(
+        self,
+        ref: JobRef,
+        outcome: Outcome | None,
+        error: JobError | None,
+        finalize_failure: TaskFailure,
+    ) -> JobRecord:
+        """Finalize failed (after its retries): end the job with the fewest writes that can.
+
+        A cancel stays a cancel and a decided failure keeps its error; anything else (a
+        completion whose result could not be written, a caught task failure) fails with
+        `finalize_failed` and the cause. An execution that was handing over (`none`) ends
+        nothing. Its slot is given back as in `finalize`; if this fails too, the execution
+        fails and the cleanup's dead-execution sweep ends the job and frees the slot.
+        """
+        if outcome not in (Outcome.NONE, Outcome.CANCELLED) and not (
+            outcome is Outcome.FAILED and error is not None
+        ):
+            cause = describe_failure(finalize_failure)[0]
+            message = f"the job could not be finalized ({cause.code}): {cause.message}"
+            outcome = Outcome.FAILED
+            error = JobError(code=FINALIZE_FAILED_ERROR_CODE, message=message[:_MAX_ERROR_MESSAGE])
+        return self.finalize(ref, outcome, error)
 
     def _end(
         self,
@@ -244,13 +302,24 @@ class JobRunner:
             return self._state(job, Next.FINALIZE, Outcome.NONE)
         if job.cancel_requested:
             return self._state(job, Next.FINALIZE, Outcome.CANCELLED)
-        if job.timed_out(self._clock.now()):
-            message = f"the job ran longer than its timeoutSeconds ({job.timeout_seconds})"
-            error = JobError(code=TIMEOUT_ERROR_CODE, message=message)
-            return self._state(job, Next.FINALIZE, Outcome.FAILED, error=error)
+        now = self._clock.now()
+        if job.timed_out(now):
+            return self._state(job, Next.FINALIZE, Outcome.FAILED, error=_timeout_error(job))
         if job.pause_requested or job.status is JobStatus.PAUSED:
-            return self._state(job, Next.PAUSE)
+            seconds, error = pause_bound(job, now)
+            return self._state(job, Next.PAUSE).model_copy(
+                update={"pause_seconds": seconds, "pause_error": error}
+            )
         return None
+
+    def _decided(self, run: RunState, decision: RunState) -> RunState:
+        """`decision` for this execution, with the events of ProcessBatch's path counted."""
+        return run.carried(decision, events=_loop_events(decision))
+
+    def _hand_over(self, ref: JobRef, run: RunState, job: JobRecord) -> RunState:
+        """Continue the job in its next execution (from the job's cursor); this one ends."""
+        self.launch(ref, run.generation + 1)  # idempotent: named after the generation
+        return self._decided(run, self._state(job, Next.FINALIZE, Outcome.NONE))
 
     def _after_batch(self, job: JobRecord, *, done: bool | None) -> RunState:
         finished = job.cursor >= job.counters.total if done is None else done
@@ -284,6 +353,39 @@ class JobRunner:
 
     def _release(self, task_token: str) -> None:
         self._gateway().send_task_success(task_token, {"resumed": True})
+
+
+def pause_bound(job: JobRecord, now: datetime) -> tuple[int, JobError]:
+    """How long a pause starting `now` may last, and the error it ends with if never resumed.
+
+    The job's `maxPauseSeconds`, or less when its `timeoutSeconds` runs out first (paused time
+    counts towards it). Whole seconds, rounded up and at least one: Step Functions' task
+    timeouts are positive integers.
+    """
+    bound: float = job.max_pause_seconds
+    message = f"the job stayed paused longer than its maxPauseSeconds ({job.max_pause_seconds})"
+    error = JobError(code=PAUSE_EXPIRED_ERROR_CODE, message=message)
+    left = job.timeout_left(now)
+    if left is not None and left < bound:
+        bound, error = left, _timeout_error(job)
+    return max(1, math.ceil(bound)), error
+
+
+def _timeout_error(job: JobRecord) -> JobError:
+    message = f"the job ran longer than its timeoutSeconds ({job.timeout_seconds})"
+    return JobError(code=TIMEOUT_ERROR_CODE, message=message)
+
+
+def _loop_events(decision: RunState) -> int:
+    """History events of a task that returns `decision`, the Control choice after it, and the
+    state it routes to when that state cannot count itself (a Wait, or AwaitResume, whose
+    output is discarded)."""
+    events = c.EVENTS_TASK + c.EVENTS_CHOICE
+    if decision.next is Next.PAUSE:
+        events += c.EVENTS_CALLBACK_TASK
+    elif decision.next in (Next.RETRY, Next.RETRY_PREPARE):
+        events += c.EVENTS_WAIT
+    return events
 
 
 def describe_failure(failure: TaskFailure) -> tuple[JobError, bool]:

@@ -25,6 +25,7 @@ from shared.domain.errors import MessagesExpired, TetherError
 from shared.domain.frames import pack_batches
 from shared.services.jobs import JobRef, JobService
 from shared.services.ports import ConnectionRecord, DeliveryCursor
+from shared.services.runner import JobRunner
 
 # Client frames are small JSON actions; API Gateway's own frame limit is 32 KB.
 MAX_CLIENT_FRAME_BYTES: Final = 4 * 1024
@@ -73,6 +74,9 @@ class WebSocketSession:
     jobs: JobService
     connections: ConnectionStore
     clock: Clock
+    # Cancel goes through the runner, as over HTTP: a paused job's parked execution is let go,
+    # so it ends, frees its run slot and starts the tenant's next waiting job.
+    runner: JobRunner
 
     def connect(self, connection_id: str, principal: Principal) -> None:
         self.connections.connect(connection_id, principal, self.clock.now())
@@ -163,7 +167,7 @@ class WebSocketSession:
     def cancel(self, connection: ConnectionRecord, action: Cancel) -> None:
         principal = connection.principal
         principal.authorize(Scope.JOBS_WRITE, action.job_id)
-        self.jobs.request_cancel(JobRef(principal.tenant_id, action.job_id))
+        self.runner.cancel(JobRef(principal.tenant_id, action.job_id))
 
     def _subscribed(self, reply: SubscribedData, now: datetime) -> Envelope:
         return Envelope(

@@ -17,6 +17,7 @@ from shared.domain.auth import Principal, Scope
 from shared.domain.frames import FRAME_LIMIT_BYTES
 from shared.domain.models import JobRequest, ProgressDelta
 from shared.services.jobs import JobRef
+from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 from tests.bench.store_costs import RequestCounter
 from tests.bench.world import bench_world
@@ -44,6 +45,7 @@ def measure_replay(missed: int = MISSED) -> ReplayCost:
             jobs=jobs,
             connections=DynamoConnectionStore(client, world.tables["connections"]),
             clock=clock,
+            runner=JobRunner(jobs, clock=clock, executions=None, batch_size=100),
         )
         job = jobs.create_job(JobRequest(type="demo"), tenant_id="t", owner_id="u")
         ref = JobRef("t", job.job_id)

@@ -209,13 +209,15 @@ def test_functions_have_exactly_the_environment_their_settings_read(
     assert variables["authorizer_function"][c.ENV_RESUME_SIGNING_KEY_SECRET_ARN] == {
         "Ref": dev_stack.logical_id_of(secrets.resume_signing_key.secret_arn)
     }
-    # And the handler gets its three tables, the cursor key's ARN and the @connections URL
+    # And the handler gets its three tables, the cursor key's ARN, the @connections URL and
+    # the JobRunner it lets a cancelled job's execution go on (tested below)
     assert set(variables["handler_function"]) == {
         c.ENV_JOBS_TABLE,
         c.ENV_MESSAGES_TABLE,
         c.ENV_CONNECTIONS_TABLE,
         c.ENV_CURSOR_SECRET_ARN,
         c.ENV_WEBSOCKET_MANAGEMENT_URL,
+        c.ENV_STATE_MACHINE_ARN,
         c.ENV_POWERTOOLS_SERVICE_NAME,
         c.ENV_POWERTOOLS_METRICS_NAMESPACE,
     }
@@ -243,6 +245,27 @@ def test_functions_have_exactly_the_environment_their_settings_read(
     for env in variables.values():
         assert c.ENV_RESUME_SIGNING_KEY not in env
         assert c.ENV_CURSOR_SECRET not in env
+
+
+def test_the_handler_cancels_through_the_job_runner_only(dev_stack: SynthesizedStack) -> None:
+    # Given the WebSocket handler and the JobRunner's state machine
+    machine = dev_stack.built.stack.job_runner.state_machine
+    machine_ref = {"Ref": dev_stack.logical_id_of(machine.state_machine_arn)}
+
+    # When reading its variables and its Step Functions statements
+    variables = _properties(dev_stack, "handler_function")["Environment"]["Variables"]
+    states = [
+        statement
+        for statement in _statements(dev_stack, "handler_function")
+        if any(action.startswith("states:") for action in _actions(statement))
+    ]
+
+    # Then it knows the state machine and may only send a parked execution its token back
+    # (a cancelled paused job's), as the HTTP API does: one cancel path, whatever the transport
+    assert variables[c.ENV_STATE_MACHINE_ARN] == machine_ref
+    assert [(_actions(s), _resources(s)) for s in states] == [
+        (["states:SendTaskSuccess"], [machine_ref])
+    ]
 
 
 def test_functions_share_the_http_api_secrets(dev_stack: SynthesizedStack) -> None:

@@ -34,6 +34,7 @@ from shared.domain.clock import ManualClock, RandomIds
 from shared.domain.envelope import Envelope, MessageType
 from shared.domain.models import JobRequest, ProgressDelta
 from shared.services.jobs import JobRef, JobService
+from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 from shared.wiring import AWS_CONFIG
 
@@ -84,7 +85,10 @@ def fresh_world() -> Iterator[World]:
         )
         service = JobService(store, clock=clock, ids=RandomIds(), progress_min_interval=timedelta())
         connections = DynamoConnectionStore(client, names["connections"])
-        session = WebSocketSession(jobs=service, connections=connections, clock=clock)
+        runner = JobRunner(service, clock=clock, executions=None, batch_size=100)
+        session = WebSocketSession(
+            jobs=service, connections=connections, clock=clock, runner=runner
+        )
         yield World(service, connections, session, clock)
 
 

@@ -14,6 +14,7 @@ from shared.domain.envelope import Envelope, MessageType
 from shared.domain.frames import FRAME_LIMIT_BYTES
 from shared.domain.models import JobRecord, JobRequest, ProgressDelta
 from shared.services.jobs import JobRef, JobService
+from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ def connections(dynamodb: DynamoDBClient, table_names: dict[str, str]) -> Dynamo
 def session(
     service: JobService, connections: DynamoConnectionStore, clock: ManualClock
 ) -> WebSocketSession:
-    return WebSocketSession(jobs=service, connections=connections, clock=clock)
+    # No state machine: the runner cancels the job alone (no execution to let go)
+    runner = JobRunner(service, clock=clock, executions=None, batch_size=100)
+    return WebSocketSession(jobs=service, connections=connections, clock=clock, runner=runner)
 
 
 def _running_job(service: JobService, clock: ManualClock, progress: int = 0) -> JobRecord:

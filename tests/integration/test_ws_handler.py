@@ -15,6 +15,7 @@ from shared.domain.auth import Principal, Scope
 from shared.domain.models import JobRequest
 from shared.services.jobs import JobService
 from shared.services.ports import PostOutcome
+from shared.services.runner import JobRunner
 from shared.services.websocket import WebSocketSession
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def poster(
         jobs=service,
         connections=DynamoConnectionStore(dynamodb, table_names["connections"]),
         clock=clock,
+        runner=JobRunner(service, clock=clock, executions=None, batch_size=100),
     )
     built = ws_handler.WebSocketContext(session=session, poster=recording)
     monkeypatch.setattr(ws_handler, "context", lambda: built)

@@ -52,12 +52,21 @@ def test_request_reads_camel_case_json() -> None:
     assert request.model_dump(mode="json")["timeoutSeconds"] == 60
 
 
+def test_a_pause_lasts_seven_days_unless_the_job_asks_for_its_own_bound() -> None:
+    assert JobRequest(type="demo").max_pause_seconds == 7 * 24 * 3600
+    request = JobRequest.model_validate_json('{"type": "demo", "maxPauseSeconds": 3600}')
+    assert request.max_pause_seconds == 3600
+    assert request.model_dump(mode="json")["maxPauseSeconds"] == 3600
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"type": "Demo!"}, ("type",)),
         ({"type": "demo", "priority": "urgent"}, ("priority",)),
         ({"type": "demo", "timeoutSeconds": 0}, ("timeoutSeconds",)),
+        ({"type": "demo", "maxPauseSeconds": 59}, ("maxPauseSeconds",)),
+        ({"type": "demo", "maxPauseSeconds": 30 * 24 * 3600 + 1}, ("maxPauseSeconds",)),
         ({"type": "demo", "retry": {"maxRetries": -1}}, ("retry", "maxRetries")),
         ({"type": "demo", "params": []}, ("params",)),
         ({"type": "demo", "surprise": 1}, ("surprise",)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -14,14 +15,14 @@ from shared.jobs.base import PermanentJobError, TransientJobError
 from shared.jobs.demo import DemoJob
 from shared.runner.definition import TASK_STEPS, job_runner_definition
 from shared.runner.state import TaskFailure
-from shared.services.runner import describe_failure
+from shared.services.runner import describe_failure, pause_bound
 
 ARNS = {step: f"arn:aws:lambda:us-east-1:1:function:{step}" for step in TASK_STEPS}
 
 
-def _running(clock: ManualClock) -> JobRecord:
+def _running(clock: ManualClock, **request: Any) -> JobRecord:
     change = lifecycle.new_job(
-        JobRequest(type="demo", params={"items": 10}),
+        JobRequest(type="demo", params={"items": 10}, **request),
         tenant_id="t",
         owner_id="u",
         now=clock.now(),
@@ -37,6 +38,102 @@ def test_the_definition_uses_every_task_arn_and_only_those() -> None:
     states = job_runner_definition(ARNS)["States"]
     assert states["Backoff"]["SecondsPath"] == "$.waitSeconds"
     assert states["AwaitResume"]["Resource"].endswith(".waitForTaskToken")
+
+
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+
+
+def test_every_task_retries_lambda_service_errors_as_aws_recommends_and_catches_the_rest() -> None:
+    states = job_runner_definition(ARNS)["States"]
+    tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
+    assert set(tasks) == {
+        "Prepare",
+        "ProcessBatch",
+        "RecordFailure",
+        "AwaitResume",
+        "Finalize",
+        "FinalizeFallback",
+        "Notify",
+    }
+    for name, task in tasks.items():
+        assert task["Retry"] == [
+            {
+                "ErrorEquals": LAMBDA_SERVICE_ERRORS,
+                "IntervalSeconds": 2,
+                "MaxAttempts": 6,
+                "BackoffRate": 2.0,
+            }
+        ], name
+        if name == "FinalizeFallback":
+            # the last resort: if it fails, the execution fails and the cleanup ends the job
+            assert "Catch" not in task
+            continue
+        assert task["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+    catch_targets = {
+        name: [c["Next"] for c in task["Catch"]] for name, task in tasks.items() if "Catch" in task
+    }
+    assert catch_targets == {
+        "Prepare": ["RecordFailure"],
+        "ProcessBatch": ["RecordFailure"],
+        "AwaitResume": ["PauseExpired", "RecordFailure"],
+        "RecordFailure": ["Finalize"],
+        "Finalize": ["FinalizeFallback"],
+        "Notify": ["Done"],
+    }
+
+
+def test_a_pause_is_bounded_by_the_state_the_runner_computed() -> None:
+    states = job_runner_definition(ARNS)["States"]
+    assert states["AwaitResume"]["TimeoutSecondsPath"] == "$.pauseSeconds"
+    assert states["AwaitResume"]["Catch"][0]["ErrorEquals"] == ["States.Timeout"]
+    assert states["PauseExpired"] == {
+        "Type": "Pass",
+        "InputPath": "$.pauseError",
+        "ResultPath": "$.error",
+        "Next": "Finalize",
+    }
+
+
+@pytest.mark.parametrize(
+    ("request_", "elapsed", "seconds", "code"),
+    [
+        ({}, 0, 7 * 24 * 3600, "pause_expired"),
+        ({"max_pause_seconds": 600}, 10, 600, "pause_expired"),
+        # timeoutSeconds counts the time before the pause (and during it)
+        ({"timeout_seconds": 3600, "max_pause_seconds": 3600}, 1000, 2600, "timeout"),
+        # rounded up to a whole second, at least one (Step Functions' TimeoutSecondsPath)
+        ({"timeout_seconds": 100}, 99.2, 1, "timeout"),
+        ({"timeout_seconds": 100}, 98.5, 2, "timeout"),
+    ],
+)
+def test_a_pause_lasts_the_smaller_of_its_bound_and_the_timeout_left(
+    request_: dict[str, Any], elapsed: float, seconds: int, code: str
+) -> None:
+    clock = ManualClock()
+    job = _running(clock, **request_)
+    clock.advance(seconds=elapsed)
+    bound, error = pause_bound(job, clock.now())
+    assert (bound, error.code) == (seconds, code)
+
+
+def test_a_paused_job_parked_again_keeps_the_newest_token() -> None:
+    # Given a paused job parked on token "t1"
+    clock = ManualClock()
+    job = lifecycle.request_pause(_running(clock), clock.now())
+    assert job is not None
+    parked = lifecycle.pause_for_resume(job.job, clock.now(), task_token="t1")
+    assert parked is not None
+    # When the same token comes again, nothing changes; a new one (a retried AwaitResume) wins
+    assert lifecycle.pause_for_resume(parked.job, clock.now(), task_token="t1") is None
+    again = lifecycle.pause_for_resume(parked.job, clock.now(), task_token="t2")
+    assert again is not None
+    assert (again.job.status.value, again.job.task_token, again.messages) == ("paused", "t2", ())
 
 
 def test_the_definition_refuses_a_missing_arn() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 
 from infra.local import stepfunctions as local_sfn
+from shared.adapters.dynamo_limits import DynamoRunSlots
 from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.domain.clock import ManualClock
 from shared.domain.models import JobRecord, JobRequest, JobStatus
@@ -29,6 +30,13 @@ ENDED = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
 CONTEXT = local_sfn.LocalLambdaContext("direct", "arn:aws:lambda:us-east-1:123456789012:function:x")
 Hook = Callable[[dict[str, Any], dict[str, Any]], object]
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def lambda_error(error_type: str, message: str = "injected") -> Exception:
+    """An exception Step Functions sees as `error_type` (the in-process Lambda reports its
+    class name): how a test raises AWS's own names, e.g. Lambda.ClientExecutionTimeoutException."""
+    kind: type[Exception] = type(error_type, (Exception,), {})
+    return kind(message)
 
 
 class LateExecutions(StepFunctionsExecutions):
@@ -56,6 +64,11 @@ class Stack:
     runner: JobRunner
     sfn: Any
     clock: ManualClock
+    slots: DynamoRunSlots | None = None
+    # Errors a task step raises before its handler runs (or, in `faults_after`, once it ran:
+    # its work is done but Step Functions sees the error), one per invocation, in order.
+    faults: dict[str, list[Exception]] = field(default_factory=dict)
+    faults_after: dict[str, list[Exception]] = field(default_factory=dict)
     after_batch: list[Hook] = field(default_factory=list)
     batch_calls: list[int] = field(default_factory=list)
     state_machine_arn: str = ""
@@ -68,6 +81,35 @@ class Stack:
         )
         ref = JobRef(TENANT, job.job_id)
         return ref, self.runner.start_execution(ref, execution_name(job.job_id))
+
+    def faulty(self, step: str, handler: Handler) -> Handler:
+        """`handler`, raising the next of `faults[step]` / `faults_after[step]` while any."""
+
+        def run(event: dict[str, Any], context: Any) -> Any:
+            before, after = self.faults.get(step), self.faults_after.get(step)
+            if before:
+                raise before.pop(0)
+            answer = handler(event, context)
+            if after:
+                raise after.pop(0)
+            return answer
+
+        return run
+
+    def create(self, params: dict[str, Any], **request: Any) -> JobRef:
+        """A queued demo job, not launched: `runner.admit` launches it as POST /jobs does."""
+        job = self.service.create_job(
+            JobRequest(type="demo", params=params, **request), tenant_id=TENANT, owner_id="u1"
+        )
+        return JobRef(TENANT, job.job_id)
+
+    def slot_holders(self) -> set[str]:
+        assert self.slots is not None, "parametrize max_running to cap run slots"
+        return self.slots.holders().get(TENANT, set())
+
+    def running_executions(self) -> list[str]:
+        listed = self.sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
+        return [e["executionArn"] for e in listed if e["status"] == "RUNNING"]
 
     def wait(self, arn: str, *, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -142,6 +142,7 @@ def world(
             jobs=service,
             connections=DynamoConnectionStore(dynamodb, settings.connections_table),
             clock=clock,
+            runner=runner,
         ),
         sfn=sfn,
         sns=sns,
