@@ -22,11 +22,11 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.auth_settings import authenticator_from
 from shared.constants import SERVICE_NAME
 from shared.domain.clock import SystemClock
 from shared.domain.errors import TetherError
 from shared.services.auth import Authenticator, bearer_token, token_from_websocket
+from shared.wiring import authenticator as build_authenticator
 from shared.wiring import load_auth_settings
 
 logger = Logger(service=SERVICE_NAME)
@@ -35,7 +35,7 @@ tracer = Tracer(service=SERVICE_NAME)
 
 @functools.cache
 def authenticator() -> Authenticator:
-    return authenticator_from(load_auth_settings(), SystemClock())
+    return build_authenticator(load_auth_settings(), SystemClock())
 
 
 def authorize_websocket(event: dict[str, Any]) -> dict[str, Any]:

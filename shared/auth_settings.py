@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import constants as c
 from shared.domain.clock import Clock
+from shared.domain.keys import FixedKeys, KeySource
 from shared.services.auth import (
     JWKS_ALGORITHMS,
     Authenticator,
@@ -100,9 +101,15 @@ class AuthSettings(BaseSettings):
 
 
 def authenticator_from(
-    settings: AuthSettings, clock: Clock, *, jwks_client: SigningKeyClient | None = None
+    settings: AuthSettings,
+    clock: Clock,
+    *,
+    jwks_client: SigningKeyClient | None = None,
+    resume_keys: KeySource | None = None,
 ) -> Authenticator:
-    """Build once per cold start: the JWKS client's cache lives as long as the process."""
+    """Build once per cold start: the JWKS client's cache lives as long as the process, and
+    `resume_keys` (`shared.wiring.authenticator` passes a rotating one when the key lives in
+    Secrets Manager) re-reads the resume key as it rotates."""
     if settings.hs256_secret is not None:
         users = TokenVerifier.with_secret(
             settings.hs256_secret.get_secret_value(), rules=settings.rules, clock=clock
@@ -115,10 +122,12 @@ def authenticator_from(
         users = TokenVerifier.with_jwks(
             client, rules=settings.rules, clock=clock, algorithms=settings.algorithms
         )
-    if settings.resume_signing_key is None:
-        raise ValueError("resolve the resume signing key first (shared.wiring.load_auth_settings)")
+    if resume_keys is None:
+        if settings.resume_signing_key is None:
+            raise ValueError("pass the resume key's source (shared.wiring.authenticator)")
+        resume_keys = FixedKeys(settings.resume_signing_key.get_secret_value().encode())
     resumes = ResumeTokens(
-        settings.resume_signing_key.get_secret_value(),
+        resume_keys,
         clock=clock,
         ttl=settings.resume_token_ttl,
     )

@@ -43,7 +43,8 @@ ENV_AUTH_AUDIENCE: Final = "TETHER_AUTH_AUDIENCE"
 ENV_AUTH_TENANT_CLAIM: Final = "TETHER_AUTH_TENANT_CLAIM"
 ENV_AUTH_SCOPE_PREFIX: Final = "TETHER_AUTH_SCOPE_PREFIX"
 ENV_RESUME_SIGNING_KEY: Final = "TETHER_RESUME_SIGNING_KEY"
-# In the cloud the key lives in Secrets Manager; handlers read it once per cold start.
+# In the cloud the key lives in Secrets Manager; handlers re-read it every five minutes
+# (`shared.adapters.secrets.RotatingSecret`), so a rotation reaches warm functions.
 ENV_RESUME_SIGNING_KEY_SECRET_ARN: Final = "TETHER_RESUME_SIGNING_KEY_SECRET_ARN"  # noqa: S105
 ENV_RESUME_TOKEN_TTL_SECONDS: Final = "TETHER_RESUME_TOKEN_TTL_SECONDS"  # noqa: S105 - a name
 
@@ -55,7 +56,7 @@ DEFAULT_RESUME_TOKEN_TTL_SECONDS: Final = 24 * 3600
 MIN_HMAC_KEY_BYTES: Final = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 # Appended for the CDK HTTP API (infra/cloud/http_api.py). In the cloud the cursor-signing
-# secret lives in Secrets Manager like the resume key; handlers resolve it at cold start.
+# secret lives in Secrets Manager like the resume key, and is re-read the same way.
 ENV_CURSOR_SECRET_ARN: Final = "TETHER_CURSOR_SECRET_ARN"  # noqa: S105 - a variable's name
 # Powertools reads these two itself; the values are Tether's service name and metrics namespace.
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
@@ -107,6 +108,10 @@ EVENTS_LARGEST_STEP: Final = 14
 # execution, where one is already rare.
 DEFAULT_EVENTS_PER_EXECUTION: Final = 20_000
 
+# Executions one run of a job may start before it fails `launch_failed`: a relaunch after its
+# execution closed takes the run's next name (a closed name stays taken 90 days).
+MAX_EXECUTION_ATTEMPTS: Final = 20
+
 # Schedules, triggers, priorities and cleanup (DESIGN §8, issue 8).
 ENV_SCHEDULES_TABLE: Final = "TETHER_SCHEDULES_TABLE"
 # EventBridge Scheduler: the group Tether's schedules live in, the role Scheduler assumes to
@@ -114,7 +119,16 @@ ENV_SCHEDULES_TABLE: Final = "TETHER_SCHEDULES_TABLE"
 ENV_SCHEDULER_GROUP: Final = "TETHER_SCHEDULER_GROUP"
 ENV_SCHEDULER_ROLE_ARN: Final = "TETHER_SCHEDULER_ROLE_ARN"
 ENV_LAUNCHER_ARN: Final = "TETHER_LAUNCHER_ARN"
+# The SQS queue Scheduler sends a launch to once its retries are over (unset locally).
+ENV_SCHEDULER_DLQ_ARN: Final = "TETHER_SCHEDULER_DLQ_ARN"
 DEFAULT_SCHEDULER_GROUP: Final = "tether"
+# How Scheduler retries a launch it could not deliver (a launch is idempotent) before it gives
+# the event to the schedules' dead-letter queue.
+SCHEDULER_MAX_EVENT_AGE_SECONDS: Final = 3600
+SCHEDULER_MAX_RETRY_ATTEMPTS: Final = 10
+# A `scheduled` job still waiting this long after its `scheduledFor` was never launched
+# (Scheduler's retries are over): the cleanup starts it, late.
+SCHEDULED_JOB_OVERDUE_SECONDS: Final = SCHEDULER_MAX_EVENT_AGE_SECONDS + 5 * 60
 # Per-tenant concurrency: jobs holding a run slot at once (a tenant's slot item may override).
 ENV_MAX_RUNNING_PER_TENANT: Final = "TETHER_MAX_RUNNING_PER_TENANT"
 DEFAULT_MAX_RUNNING_PER_TENANT: Final = 10

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.adapters.cursor import CursorCodec
 from shared.adapters.dynamo_limits import DynamoLease, DynamoRateLimiter
 from shared.adapters.dynamo_maintenance import DynamoSweeper
 from shared.adapters.dynamo_schedules import DynamoScheduleStore
@@ -23,6 +22,7 @@ from shared.services.schedules import SchedulesApi
 from shared.settings import TetherSettings
 from shared.wiring import (
     admission,
+    cursor_codec,
     dynamodb_client,
     job_service,
     load_settings,
@@ -36,11 +36,10 @@ if TYPE_CHECKING:
 CLEANUP_LEASE_NAME = "cleanup"
 
 
-def schedule_store(settings: TetherSettings, client: DynamoDBClient) -> DynamoScheduleStore:
-    if settings.cursor_secret is None:
-        raise ValueError("resolve the cursor secret first (load_settings)")
-    cursors = CursorCodec(settings.cursor_secret.get_secret_value().encode())
-    return DynamoScheduleStore(client, settings.schedules_table, cursors)
+def schedule_store(
+    settings: TetherSettings, client: DynamoDBClient, clock: Clock | None = None
+) -> DynamoScheduleStore:
+    return DynamoScheduleStore(client, settings.schedules_table, cursor_codec(settings, clock))
 
 
 def scheduling_runner(
@@ -77,7 +76,7 @@ def launcher(
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     runner = runner or scheduling_runner(settings, client=client, clock=clock)
-    return Launcher(runner, schedule_store(settings, client), clock=clock)
+    return Launcher(runner, schedule_store(settings, client, clock), clock=clock)
 
 
 def cleanup(
@@ -122,7 +121,7 @@ def schedules_api(
     clock = clock or SystemClock()
     client = client or dynamodb_client(settings)
     return SchedulesApi(
-        store=schedule_store(settings, client),
+        store=schedule_store(settings, client, clock),
         scheduler=scheduler_gateway(settings),
         launcher=launcher(settings, client=client, clock=clock, runner=runner),
         limiter=DynamoRateLimiter(

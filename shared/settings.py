@@ -59,6 +59,9 @@ class TetherSettings(BaseSettings):
         default=None, alias=c.ENV_SCHEDULER_ROLE_ARN, pattern=r"^arn:"
     )
     launcher_arn: str | None = Field(default=None, alias=c.ENV_LAUNCHER_ARN, pattern=r"^arn:")
+    scheduler_dlq_arn: str | None = Field(
+        default=None, alias=c.ENV_SCHEDULER_DLQ_ARN, pattern=r"^arn:[a-z-]+:sqs:"
+    )
     max_running_per_tenant: int = Field(
         default=c.DEFAULT_MAX_RUNNING_PER_TENANT, ge=1, le=1000, alias=c.ENV_MAX_RUNNING_PER_TENANT
     )

@@ -20,10 +20,11 @@ from shared.adapters.dynamo_limits import DynamoRateLimiter, DynamoRunSlots
 from shared.adapters.dynamo_maintenance import DynamoRunQueue
 from shared.adapters.idempotency import IdempotentCreate
 from shared.adapters.scheduler import EventBridgeScheduler
-from shared.adapters.secrets import read_secret
+from shared.adapters.secrets import RotatingSecret
 from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.auth_settings import AuthSettings, authenticator_from
 from shared.domain.clock import Clock, IdFactory, RandomIds, SystemClock
+from shared.domain.keys import FixedKeys, KeySource
 from shared.domain.models import JobRequest
 from shared.services.admission import Admission
 from shared.services.api import JobsApi
@@ -106,25 +107,39 @@ def scheduler_gateway(settings: TetherSettings) -> SchedulerGateway:
         group=settings.scheduler_group,
         target_arn=settings.launcher_arn or LOCAL_LAUNCHER_ARN,
         role_arn=settings.scheduler_role_arn or LOCAL_SCHEDULER_ROLE_ARN,
+        dead_letter_arn=settings.scheduler_dlq_arn,
     )
 
 
 def load_settings(settings: TetherSettings | None = None) -> TetherSettings:
-    """Settings from the environment, with the cursor secret fetched if only its ARN is set."""
-    settings = settings or TetherSettings()
-    if settings.cursor_secret is None and settings.cursor_secret_arn is not None:
-        secret = SecretStr(read_secret(settings.cursor_secret_arn))
-        settings = settings.model_copy(update={"cursor_secret": secret})
-    return settings
+    """Settings from the environment (secrets are read through `signing_keys`, not here)."""
+    return settings or TetherSettings()
 
 
-def job_store(settings: TetherSettings, client: DynamoDBClient | None = None) -> DynamoJobStore:
-    if settings.cursor_secret is None:
-        raise ValueError("resolve the cursor secret first (load_settings)")
+def signing_keys(value: SecretStr | None, arn: str | None, clock: Clock) -> KeySource:
+    """A signing key set in the environment (fixed), or held in Secrets Manager (`arn`),
+    re-read every five minutes so a rotation reaches this warm process."""
+    if value is not None:
+        return FixedKeys(value.get_secret_value().encode())
+    if arn is None:
+        raise ValueError("a signing key needs its value or its secret's ARN")
+    # boto3 reads AWS_ENDPOINT_URL itself, so the local stack's Secrets Manager is found too.
+    client = boto3.client("secretsmanager", config=AWS_CONFIG)
+    return RotatingSecret(client, arn, clock=clock)
+
+
+def cursor_codec(settings: TetherSettings, clock: Clock | None = None) -> CursorCodec:
+    keys = signing_keys(settings.cursor_secret, settings.cursor_secret_arn, clock or SystemClock())
+    return CursorCodec(keys)
+
+
+def job_store(
+    settings: TetherSettings, client: DynamoDBClient | None = None, clock: Clock | None = None
+) -> DynamoJobStore:
     return DynamoJobStore(
         client or dynamodb_client(settings),
         TableNames(jobs=settings.jobs_table, messages=settings.messages_table),
-        CursorCodec(settings.cursor_secret.get_secret_value().encode()),
+        cursor_codec(settings, clock),
     )
 
 
@@ -135,21 +150,24 @@ def job_service(
     clock: Clock | None = None,
     ids: IdFactory | None = None,
 ) -> JobService:
+    clock = clock or SystemClock()
     return JobService(
-        job_store(settings, client),
-        clock=clock or SystemClock(),
+        job_store(settings, client, clock),
+        clock=clock,
         ids=ids or RandomIds(),
         progress_min_interval=settings.progress_min_interval,
     )
 
 
 def load_auth_settings(auth: AuthSettings | None = None) -> AuthSettings:
-    """Auth settings from the environment, with the resume key fetched if only its ARN is set."""
-    auth = auth or AuthSettings()
-    if auth.resume_signing_key is None and auth.resume_signing_key_secret_arn is not None:
-        key = read_secret(auth.resume_signing_key_secret_arn)
-        auth = auth.model_copy(update={"resume_signing_key": SecretStr(key)})
-    return auth
+    """Auth settings from the environment (the resume key is read by `authenticator`)."""
+    return auth or AuthSettings()
+
+
+def authenticator(auth: AuthSettings, clock: Clock) -> Authenticator:
+    """The authenticator of an entry point, its resume key re-read as it rotates."""
+    keys = signing_keys(auth.resume_signing_key, auth.resume_signing_key_secret_arn, clock)
+    return authenticator_from(auth, clock, resume_keys=keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +197,7 @@ def http_api_context(
         else job_service(settings, client=client, clock=clock, ids=ids)
     )
     runner = runner or job_runner(settings, jobs, clock, client)
-    authenticator = authenticator_from(auth, clock)
+    authenticates = authenticator(auth, clock)
 
     def create(tenant: str, owner: str, body: dict[str, Any]) -> dict[str, Any]:
         job = jobs.create_job(JobRequest.model_validate(body), tenant_id=tenant, owner_id=owner)
@@ -193,7 +211,7 @@ def http_api_context(
     )
     api = JobsApi(
         jobs=jobs,
-        resume_tokens=authenticator.resume_tokens,
+        resume_tokens=authenticates.resume_tokens,
         limiter=DynamoRateLimiter(
             client, settings.limits_table, limit=settings.write_rate_per_minute
         ),
@@ -203,7 +221,7 @@ def http_api_context(
         scheduler=scheduler_gateway(settings),
     )
     return HttpApiContext(
-        settings=settings, authenticator=authenticator, api=api, idempotency=idempotency
+        settings=settings, authenticator=authenticates, api=api, idempotency=idempotency
     )
 
 

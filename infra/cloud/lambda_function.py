@@ -24,6 +24,7 @@ from aws_cdk import (
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from infra.cloud.packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
@@ -49,6 +50,7 @@ def tether_function(
     removal_policy: RemovalPolicy,
     log_retention: logs.RetentionDays,
     wildcard_reason: str = XRAY_ONLY_WILDCARD,
+    dead_letter_queue: sqs.IQueue | None = None,
 ) -> lambda_.Function:
     """The function `construct_id`, with `{construct_id}Logs` and `{construct_id}Role` beside it.
 
@@ -80,6 +82,8 @@ def tether_function(
         log_group=log_group,
         role=role,
         environment=dict(environment),
+        # Where an asynchronous invocation goes once Lambda's own retries failed.
+        dead_letter_queue=dead_letter_queue,
     )
     ignore_redundant_role_dependency(function)
     Validations.of(role).acknowledge(

@@ -6,7 +6,12 @@ Alarms, each on what means "a client is not told something it should be":
 * JobRunner executions failed or timed out: a job died outside Tether's own failure handling;
 * dispatcher errors: unhandled exceptions before batches reach the DLQ;
 * HTTP API 5xx rate: share of requests the API failed (4xx are the callers');
-* push failures: the `PushError` metric the Notify task emits per device SNS refused.
+* push failures: the `PushError` metric the Notify task emits per device SNS refused;
+* launch DLQ depth: a scheduled, periodic or S3-triggered launch given up on (its job never
+  started by itself);
+* launcher errors: unhandled exceptions of the launcher (retried before they dead-letter);
+* cleanup errors: the hourly cleanup failed (expired data stays, dead jobs stay unfinished).
+What an operator does when each fires is in the README ("When an alarm fires").
 Thresholds come from the stage (`DeploymentStage.alarm_thresholds`). Every alarm notifies the
 alarm topic (its ARN is a stack output: subscribe an e-mail or a chat hook to it). Missing data
 is "not breaching": no traffic is not an incident.
@@ -29,6 +34,7 @@ from constructs import Construct
 
 from infra.cloud.http_api import HttpApi
 from infra.cloud.job_runner import JobRunner
+from infra.cloud.schedules import Schedules
 from infra.cloud.stage import AlarmThresholds
 from infra.cloud.websocket_api import WebSocketApi
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
@@ -70,6 +76,7 @@ class Observability(Construct):
         http_api: HttpApi,
         websocket_api: WebSocketApi,
         job_runner: JobRunner,
+        schedules: Schedules,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -151,6 +158,7 @@ class Observability(Construct):
                 "SNS refused pushes (the Notify task's PushError metric): check the platform "
                 "application credentials (APNs key, FCM service account).",
             ),
+            **self._launch_alarms(thresholds, schedules),
         }
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -208,6 +216,34 @@ class Observability(Construct):
             value=self.dashboard.dashboard_name,
             description="CloudWatch dashboard of Tether's delivery, jobs and alarms",
         )
+
+    def _launch_alarms(
+        self, thresholds: AlarmThresholds, schedules: Schedules
+    ) -> dict[str, cloudwatch.Alarm]:
+        return {
+            "LaunchDlq": self._alarm(
+                "LaunchDlqDepth",
+                schedules.launch_failures.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum"
+                ),
+                thresholds.launch_dlq_messages,
+                "Launches given up on wait in the launch DLQ: a scheduled, periodic or "
+                "S3-triggered job did not start. Fix the cause, then redrive (README).",
+            ),
+            "LauncherErrors": self._alarm(
+                "LauncherErrors",
+                schedules.launcher.metric_errors(period=PERIOD, statistic="Sum"),
+                thresholds.launcher_errors,
+                "The launcher raised: launches are retried, then dead-lettered.",
+            ),
+            "CleanupErrors": self._alarm(
+                "CleanupErrors",
+                schedules.cleanup.metric_errors(period=PERIOD, statistic="Sum"),
+                thresholds.cleanup_errors,
+                "The hourly cleanup failed: expired jobs, dead executions and leaked run slots "
+                "wait for its next successful run.",
+            ),
+        }
 
     def _alarm(
         self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str

@@ -9,6 +9,12 @@
   (which reads the tenant from `imports/{tenantId}/...`); the bucket itself is stateful and
   lives in the stateful stack (`infra.cloud.imports`).
 * The cleanup Lambda (`functions.cleanup.handler`) on an EventBridge rule `rate(1 hour)`.
+* The launch dead-letter queue: every launch that was given up on lands there instead of
+  vanishing, whichever way it failed: Scheduler could not invoke the launcher (each schedule's
+  target names the queue; the app writes it from `TETHER_SCHEDULER_DLQ_ARN`), the import rule
+  could not, or the launcher itself failed every try of an asynchronous invocation (the
+  function's own DLQ). Every path has an explicit retry policy first; a launch is idempotent,
+  so retries and a redrive never start a job twice. `Observability` alarms on its depth.
 * The grants the rest of the stack needs for all this: the HTTP function may create, update and
   delete schedules in the group only, and pass the execution role to Scheduler only; Finalize
   gives a run slot back and starts the next waiting job; Prepare and ProcessBatch read imports.
@@ -25,6 +31,7 @@ from aws_cdk import (
     Acknowledgment,
     ArnFormat,
     CfnElement,
+    CfnOutput,
     Duration,
     RemovalPolicy,
     Stack,
@@ -37,6 +44,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.cloud.http_api import HttpApi
@@ -50,6 +58,11 @@ from shared.adapters.dynamo_maintenance import QUEUE_INDEX
 from shared.runner.definition import FINALIZE, PREPARE, PROCESS
 
 LAUNCHER_HANDLER: Final = "functions.launcher.handler"
+# Explicit retries before a launch is dead-lettered (a launch is idempotent: retrying is safe).
+IMPORT_RULE_RETRY_ATTEMPTS: Final = 4
+LAUNCHER_ASYNC_RETRY_ATTEMPTS: Final = 2
+LAUNCH_MAX_EVENT_AGE: Final = Duration.seconds(c.SCHEDULER_MAX_EVENT_AGE_SECONDS)
+DEAD_LETTER_RETENTION: Final = Duration.days(14)
 CLEANUP_HANDLER: Final = "functions.cleanup.handler"
 # What each function reads and writes. The launcher creates jobs (and their first message),
 # records runs on schedules and takes run slots; the cleanup purges jobs with their messages,
@@ -67,6 +80,7 @@ HTTP_ENVIRONMENT_KEYS: Final = (
     c.ENV_SCHEDULER_GROUP,
     c.ENV_SCHEDULER_ROLE_ARN,
     c.ENV_LAUNCHER_ARN,
+    c.ENV_SCHEDULER_DLQ_ARN,
     c.ENV_MAX_RUNNING_PER_TENANT,
 )
 FINALIZE_ENVIRONMENT_KEYS: Final = (c.ENV_LIMITS_TABLE, c.ENV_MAX_RUNNING_PER_TENANT)
@@ -102,6 +116,7 @@ class Schedules(Construct):
             c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
             c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
         }
+        self.launch_failures = self._dead_letter_queue(removal_policy)
         self.launcher = self._function(
             "LauncherFunction",
             LAUNCHER_HANDLER,
@@ -111,6 +126,10 @@ class Schedules(Construct):
             timeout=Duration.seconds(30),
             removal_policy=removal_policy,
             log_retention=log_retention,
+            dead_letter_queue=self.launch_failures,
+        )
+        self.launcher.configure_async_invoke(
+            retry_attempts=LAUNCHER_ASYNC_RETRY_ATTEMPTS, max_event_age=LAUNCH_MAX_EVENT_AGE
         )
         self.cleanup = self._function(
             "CleanupFunction",
@@ -143,6 +162,13 @@ class Schedules(Construct):
             description="Tether schedules: EventBridge Scheduler invokes the launcher, only",
         )
         self.launcher.grant_invoke(self.role)
+        # Scheduler sends what it gave up on with the role it invokes with (SendMessage only:
+        # SQS-managed encryption needs no key grant).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.launch_failures.queue_arn]
+            )
+        )
         self.imports = imports
         self._import_rule()
         self.cleanup_rule = events.Rule(
@@ -151,6 +177,19 @@ class Schedules(Construct):
             description="Tether hourly cleanup (DESIGN §8)",
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.cleanup, retry_attempts=2)],
+        )
+        # What the README's "When an alarm fires" runbook needs to inspect and redrive.
+        CfnOutput(
+            stack,
+            "LaunchDlqUrl",
+            value=self.launch_failures.queue_url,
+            description="Launches given up on (Scheduler, import rule, launcher): redrive them",
+        )
+        CfnOutput(
+            stack,
+            "LauncherFunctionName",
+            value=self.launcher.function_name,
+            description="The launcher Lambda, which a redrive of the launch DLQ invokes",
         )
         self._let_http_schedule(http_api, max_running_per_tenant)
         self._let_runner_admit(job_runner, max_running_per_tenant)
@@ -169,6 +208,7 @@ class Schedules(Construct):
         timeout: Duration,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
         function = tether_function(
             self,
@@ -184,6 +224,7 @@ class Schedules(Construct):
             timeout=timeout,
             removal_policy=removal_policy,
             log_retention=log_retention,
+            dead_letter_queue=dead_letter_queue,
         )
         for key in table_keys:
             self._storage.tables[key].grant_read_write_data(function)
@@ -199,6 +240,26 @@ class Schedules(Construct):
             },
         )
         return function
+
+    def _dead_letter_queue(self, removal_policy: RemovalPolicy) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            "LaunchFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # Two weeks to notice, fix the cause and redrive (README, "When an alarm fires").
+            retention_period=DEAD_LETTER_RETENTION,
+            removal_policy=removal_policy,
+        )
+        Validations.of(queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3",
+                reason="This queue is itself the launcher's dead-letter queue (Scheduler "
+                "targets, the import rule, the function's failed async invocations); nothing "
+                "consumes it but an operator's redrive, so a DLQ of it would hold nothing.",
+            )
+        )
+        return queue
 
     def _storage_has_indexes(self, key: str) -> bool:
         return key in {"jobs", "connections"}
@@ -231,7 +292,14 @@ class Schedules(Construct):
                     "object": {"key": [{"prefix": c.IMPORTS_PREFIX}]},
                 },
             ),
-            targets=[targets.LambdaFunction(self.launcher, retry_attempts=4)],
+            targets=[
+                targets.LambdaFunction(
+                    self.launcher,
+                    retry_attempts=IMPORT_RULE_RETRY_ATTEMPTS,
+                    max_event_age=LAUNCH_MAX_EVENT_AGE,
+                    dead_letter_queue=self.launch_failures,
+                )
+            ],
         )
 
     # -- grants to the rest of the stack ----------------------------------------------------
@@ -249,6 +317,7 @@ class Schedules(Construct):
             c.ENV_SCHEDULER_GROUP: self.group.schedule_group_name,
             c.ENV_SCHEDULER_ROLE_ARN: self.role.role_arn,
             c.ENV_LAUNCHER_ARN: self.launcher.function_arn,
+            c.ENV_SCHEDULER_DLQ_ARN: self.launch_failures.queue_arn,
             c.ENV_MAX_RUNNING_PER_TENANT: str(max_running),
         }.items():
             function.add_environment(key, value)

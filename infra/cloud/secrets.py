@@ -4,7 +4,10 @@ Two HMAC keys, shared by every function that signs or verifies: the resume-token
 API issues resume tokens, the WebSocket authorizer verifies them) and the cursor key (the HTTP
 API and the WebSocket handler both read the message log through signed cursors). One construct
 owns them so each function receives the same ARNs and grants reach exactly these two secrets.
-Functions get ARNs only and read the values at cold start.
+Functions get ARNs only and re-read the values every five minutes: the current key signs and
+the previous one (AWSPREVIOUS) still verifies, so rotating a key by hand
+(`aws secretsmanager put-secret-value`) reaches warm functions within five minutes without
+invalidating a resume token or cursor issued before it.
 """
 
 from __future__ import annotations
@@ -58,10 +61,11 @@ def _generated_secret(
     Validations.of(secret).acknowledge(
         Acknowledgment(
             id="AwsSolutions::AwsSolutions-SMG4",
-            reason="No automatic rotation yet: verifiers accept one key, so a rotation would "
-            "instantly invalidate every outstanding resume token (kept in clients' keychains "
-            "for up to the token TTL) and pagination cursor. Rotation needs verify-with-previous "
-            "key support in the handlers first; until then rotate by hand, accepting that.",
+            reason="Rotated by hand, not on a schedule: verifiers accept the current and the "
+            "previous key and re-read both every five minutes, so `put-secret-value` with a new "
+            "key invalidates nothing; only a second rotation within the resume tokens' "
+            "lifetime (24 h) retires tokens the oldest key signed. A rotation Lambda for two "
+            "static HMAC keys would add code and a role for no more safety.",
         )
     )
     return secret

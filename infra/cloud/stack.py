@@ -120,5 +120,6 @@ class TetherStack(Stack):
             http_api=self.http_api,
             websocket_api=self.websocket_api,
             job_runner=self.job_runner,
+            schedules=self.schedules,
             removal_policy=stage.removal_policy,
         )

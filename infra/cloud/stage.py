@@ -74,6 +74,11 @@ class AlarmThresholds:
     http_5xx_percent: float
     # Pushes SNS refused (the `PushFailed` metric of the Notify task).
     push_failures: int
+    # Launches given up on (the launch DLQ): a scheduled or triggered job that never started.
+    launch_dlq_messages: int
+    # Unhandled errors of the launcher (retried, then dead-lettered) and of the hourly cleanup.
+    launcher_errors: int
+    cleanup_errors: int
 
 
 # Prod pages on the first sign of lost delivery; dev tolerates the noise of experiments.
@@ -83,6 +88,9 @@ _PROD_THRESHOLDS = AlarmThresholds(
     dispatcher_errors=1,
     http_5xx_percent=1.0,
     push_failures=5,
+    launch_dlq_messages=1,
+    launcher_errors=1,
+    cleanup_errors=1,
 )
 _DEV_THRESHOLDS = AlarmThresholds(
     dispatcher_dlq_messages=1,
@@ -90,4 +98,7 @@ _DEV_THRESHOLDS = AlarmThresholds(
     dispatcher_errors=10,
     http_5xx_percent=10.0,
     push_failures=50,
+    launch_dlq_messages=1,
+    launcher_errors=5,
+    cleanup_errors=1,
 )

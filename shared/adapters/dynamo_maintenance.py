@@ -5,9 +5,9 @@ sorted by "{priority rank}#{createdAt}#{jobId}", so one Query returns a tenant's
 highest priority first, oldest first within a priority.
 
 The cleanup's sweeps are Scans with filters, paginated and projected to keys: hourly, and the
-jobs scan serves two sweeps at once (expired terminal jobs, and running or paused jobs whose
-execution may have died). DynamoDB's TTL deletes expired items days late and never deletes a
-job's messages with it, which is why this exists at all.
+jobs scan serves two sweeps (expired terminal jobs, and unfinished jobs whose execution may
+have died or whose launch never came). DynamoDB's TTL deletes expired items days late and never
+deletes a job's messages with it, which is why this exists at all.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
 
 _BATCH_WRITE_LIMIT: Final = 25
+_UNFINISHED: Final = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 QUEUE_INDEX: Final = "queue"
 # Devices whose SNS endpoint was disabled (invalid token) carry `enabled = false` (DESIGN §7).
 DEVICE_ENABLED_ATTRIBUTE: Final = "enabled"
@@ -82,11 +83,10 @@ class DynamoSweeper:
     def unfinished_jobs(self) -> list[tuple[str, str]]:
         scan: ScanInputTypeDef = {
             "TableName": self._jobs,
-            "FilterExpression": "#status IN (:running, :paused)",
+            "FilterExpression": "#status IN (:scheduled, :queued, :running, :paused)",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
-                ":running": {"S": JobStatus.RUNNING.value},
-                ":paused": {"S": JobStatus.PAUSED.value},
+                f":{status.value}": {"S": status.value} for status in _UNFINISHED
             },
             "ProjectionExpression": "tenantId, jobId",
         }

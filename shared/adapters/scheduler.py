@@ -5,6 +5,10 @@ Scheduler's context attribute, the time the run was due (`scheduledTime`), from 
 launcher derives the run's job id (a retried invocation finds the same job). One-time `at(...)`
 schedules delete themselves after they ran (`ActionAfterCompletion=DELETE`).
 
+Every target carries an explicit retry policy (a launch is idempotent: Scheduler may retry it
+for an hour) and, in the cloud, a dead-letter queue: an invocation Scheduler gives up on lands
+there instead of vanishing, and the queue's depth alarms.
+
 `update_schedule` replaces a whole schedule, so enabling or disabling one rewrites it from
 what `get_schedule` returned.
 """
@@ -17,6 +21,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from shared import constants as c
 from shared.services.ports import SchedulerEntry
 
 # Filled in by Scheduler on every invocation (templated targets' context attributes).
@@ -40,12 +45,21 @@ def _code(exc: ClientError) -> str:
 class EventBridgeScheduler:
     """`shared.services.ports.SchedulerGateway` on AWS EventBridge Scheduler."""
 
-    def __init__(self, client: Any, *, group: str, target_arn: str, role_arn: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        group: str,
+        target_arn: str,
+        role_arn: str,
+        dead_letter_arn: str | None = None,
+    ) -> None:
         # `client` is a boto3 "scheduler" client (no type stubs for it in the project).
         self._client = client
         self._group = group
         self._target_arn = target_arn
         self._role_arn = role_arn
+        self._dead_letter_arn = dead_letter_arn  # None: the local stack, which has no DLQ
 
     def ensure_group(self) -> None:
         """Create the schedule group if it is missing (the local stack; CDK creates it)."""
@@ -87,13 +101,7 @@ class EventBridgeScheduler:
             "ScheduleExpressionTimezone": entry.timezone,
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "State": _state(entry.enabled),
-            "Target": {
-                "Arn": self._target_arn,
-                "RoleArn": self._role_arn,
-                "Input": json.dumps(payload, separators=(",", ":")),
-                # A launch is idempotent; Scheduler retries for up to an hour, then gives up.
-                "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10},
-            },
+            "Target": self._target(payload),
         }
         if entry.start_at is not None:
             request["StartDate"] = _aware(entry.start_at)
@@ -102,6 +110,20 @@ class EventBridgeScheduler:
         if entry.one_time:
             request["ActionAfterCompletion"] = "DELETE"
         return request
+
+    def _target(self, payload: dict[str, Any]) -> dict[str, Any]:
+        target: dict[str, Any] = {
+            "Arn": self._target_arn,
+            "RoleArn": self._role_arn,
+            "Input": json.dumps(payload, separators=(",", ":")),
+            "RetryPolicy": {
+                "MaximumEventAgeInSeconds": c.SCHEDULER_MAX_EVENT_AGE_SECONDS,
+                "MaximumRetryAttempts": c.SCHEDULER_MAX_RETRY_ATTEMPTS,
+            },
+        }
+        if self._dead_letter_arn is not None:
+            target["DeadLetterConfig"] = {"Arn": self._dead_letter_arn}
+        return target
 
 
 def _state(enabled: bool) -> str:

@@ -1,7 +1,9 @@
 """The JobRunner's executions on Step Functions: start one per job run, release paused tasks.
 
 Executions are named after the job (and a generation, for later re-runs), so starting the same
-job twice finds the first execution instead of starting a second one.
+job twice finds the first execution instead of starting a second one. A name stays taken for
+90 days after its execution closed (StartExecution answers `ExecutionAlreadyExists`), so a
+start that meets a name says whether that execution still runs: a closed one is not a success.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
+
+from shared.services.ports import StartedExecution
 
 # Answers meaning the token's task no longer waits: resumed already, timed out, or stopped.
 _GONE_TOKEN_ERRORS: Final = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -23,7 +27,7 @@ class StepFunctionsExecutions:
         self._client = client
         self._state_machine_arn = state_machine_arn
 
-    def start(self, name: str, run_input: dict[str, Any]) -> str:
+    def start(self, name: str, run_input: dict[str, Any]) -> StartedExecution:
         try:
             answer = self._client.start_execution(
                 stateMachineArn=self._state_machine_arn,
@@ -33,8 +37,11 @@ class StepFunctionsExecutions:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
                 raise
-            return self._execution_arn(name)
-        return str(answer["executionArn"])
+            # Same name, other input, or closed: only a running one can be this launch's.
+            arn = self._execution_arn(name)
+            return StartedExecution(arn=arn, running=self.status(arn) == "RUNNING")
+        # AWS answers a same-name, same-input start of a running execution with that one.
+        return StartedExecution(arn=str(answer["executionArn"]), running=True)
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
         try:

@@ -93,8 +93,13 @@ _NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_NAME: Final = 80
 
 
-def execution_name(job_id: str, generation: int = 0) -> str:
-    """A valid, deterministic execution name for one run of a job."""
+def execution_name(job_id: str, generation: int = 0, attempt: int = 0) -> str:
+    """A valid, deterministic execution name for one run of a job, at most 80 characters.
+
+    `attempt` counts relaunches of the same run: Step Functions keeps a closed execution's name
+    for 90 days, so a run whose execution closed before the job moved on needs a new name.
+    The first attempt keeps the plain `-g{generation}` name.
+    """
     safe = _NAME_UNSAFE.sub("_", job_id)
-    suffix = f"-g{generation}"
+    suffix = f"-g{generation}" + (f"-r{attempt}" if attempt else "")
     return safe[: _MAX_NAME - len(suffix)] + suffix

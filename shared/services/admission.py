@@ -68,8 +68,8 @@ class Admission:
         return started
 
     def reconcile(self, launch: Launch) -> Reconciled:
-        """Free the slots of jobs that ended or vanished, relaunch holders that never started,
-        and give every tenant's free slots to its waiting jobs."""
+        """Free the slots of jobs that ended or vanished, launch holders whose launch never got
+        through, and give every tenant's free slots to its waiting jobs."""
         result = Reconciled()
         for tenant_id, holders in self._slots.holders().items():
             for job_id in sorted(holders):
@@ -81,8 +81,10 @@ class Admission:
                 if job is None or job.is_terminal:
                     self._slots.release(tenant_id, job_id)
                     result.released.append(job_id)
-                elif job.status is JobStatus.QUEUED:
-                    launch(ref)  # the launch after taking the slot failed; it is idempotent
+                elif job.status is JobStatus.QUEUED and job.execution_arn is None:
+                    # The launch after taking the slot never got through (a launch records its
+                    # execution on the job; the cleanup's sweep looks after recorded ones).
+                    launch(ref)
                     result.relaunched.append(job_id)
         for tenant_id in sorted(self._queue.tenants_waiting()):
             result.started.extend(self.fill(tenant_id, launch))

@@ -29,6 +29,7 @@ entry without `tether.v2` is refused, as are two different tokens in query and h
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +43,7 @@ from shared import constants as c
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import Clock
 from shared.domain.errors import AuthUnavailable, Unauthenticated
+from shared.domain.keys import KeySource, key_source
 
 RESUME_ISSUER: Final = "tether"
 RESUME_AUDIENCE: Final = "tether:resume"
@@ -192,17 +194,18 @@ class ResumeTokens:
 
     def __init__(
         self,
-        signing_key: str | bytes,
+        signing_key: str | bytes | KeySource,
         *,
         clock: Clock,
         ttl: timedelta = timedelta(seconds=c.DEFAULT_RESUME_TOKEN_TTL_SECONDS),
     ) -> None:
-        key = signing_key.encode() if isinstance(signing_key, str) else signing_key
-        if len(key) < c.MIN_HMAC_KEY_BYTES:
+        # A rotating key: the current one signs, the previous one still verifies, so a token
+        # minted just before a rotation lives its whole lifetime.
+        self._keys = key_source(signing_key)
+        if len(self._keys.keys().current) < c.MIN_HMAC_KEY_BYTES:
             raise ValueError(f"the resume key must be at least {c.MIN_HMAC_KEY_BYTES} bytes")
         if ttl <= timedelta(0):
             raise ValueError("the resume token lifetime must be positive")
-        self._key = key
         self._clock = clock
         self._ttl = ttl
 
@@ -219,17 +222,11 @@ class ResumeTokens:
             "iat": issued,
             "exp": issued + int(self._ttl.total_seconds()),
         }
-        return jwt.encode(claims, self._key, algorithm=HS256, headers={"typ": RESUME_TOKEN_TYPE})
+        key = self._keys.keys().current
+        return jwt.encode(claims, key, algorithm=HS256, headers={"typ": RESUME_TOKEN_TYPE})
 
     def verify(self, token: str) -> Principal:
-        header, claims = _decode(
-            token,
-            self._key,
-            algorithms=frozenset({HS256}),
-            issuer=RESUME_ISSUER,
-            audience=RESUME_AUDIENCE,
-            required=_RESUME_CLAIMS,
-        )
+        header, claims = self._decode(token)
         if header.get("typ") != RESUME_TOKEN_TYPE:
             raise Unauthenticated("the token is not a resume token")
         check_lifetime(claims, self._clock.now().timestamp(), timedelta(0))
@@ -240,6 +237,27 @@ class ResumeTokens:
             return Principal.for_resume(tenant_id=tenant, subject=subject, job_id=job)
         except ValidationError:
             raise Unauthenticated("the resume token's claims are malformed") from None
+
+    def _decode(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Verified by the current key or, after a rotation, by the previous one."""
+        first, *others = self._keys.keys().verifying
+        try:
+            return self._decode_with(token, first)
+        except Unauthenticated:
+            for key in others:
+                with contextlib.suppress(Unauthenticated):
+                    return self._decode_with(token, key)
+            raise
+
+    def _decode_with(self, token: str, key: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+        return _decode(
+            token,
+            key,
+            algorithms=frozenset({HS256}),
+            issuer=RESUME_ISSUER,
+            audience=RESUME_AUDIENCE,
+            required=_RESUME_CLAIMS,
+        )
 
 
 # -- either kind -------------------------------------------------------------------------------

@@ -7,6 +7,13 @@ Invoked by an EventBridge rule `rate(1 hour)` (locally by the ticker). It
   push endpoint was disabled;
 * marks failed the running or paused jobs whose execution has ended (a crashed or stopped
   execution never reached Finalize), which also gives their run slot back;
+* relaunches the queued jobs whose execution closed before it started them (the relaunch takes
+  the run's next execution name: a closed name stays taken for 90 days);
+* starts, late, the `scheduled` jobs whose one-time schedule never launched them: once
+  Scheduler's own retries are over (its retry window after `scheduledFor`), the job the user
+  asked for runs rather than waiting forever; its status messages show when it really started.
+  The launch is idempotent, so a launch Scheduler still delivers (or a redriven dead letter)
+  finds the job already queued;
 * reconciles the run slots with the jobs and starts waiting jobs on free slots, so no slot
   leaks and no job waits forever.
 
@@ -25,7 +32,7 @@ from typing import Final
 from shared import constants as c
 from shared.domain.clock import Clock
 from shared.domain.errors import IllegalTransition, JobNotFound, StaleJob
-from shared.domain.models import JobError
+from shared.domain.models import JobError, JobRecord, JobStatus
 from shared.services.jobs import JobRef
 from shared.services.ports import ExecutionStatuses, Lease, Sweeper
 from shared.services.runner import JobRunner
@@ -44,6 +51,7 @@ class CleanupReport:
     released_slots: list[str] = field(default_factory=list)
     relaunched_jobs: list[str] = field(default_factory=list)
     started_jobs: list[str] = field(default_factory=list)
+    late_scheduled_jobs: list[str] = field(default_factory=list)  # overdue, enqueued now
 
 
 class Cleanup:
@@ -99,46 +107,82 @@ class Cleanup:
                 purged += 1
             except (JobNotFound, IllegalTransition):
                 continue  # gone already, or (never expected) not terminal: leave it
-        failed = self._fail_dead_executions()
+        swept = self._sweep_unfinished(now)
         reconciled = (
             self._runner.admission.reconcile(self._runner.launch)
             if self._runner.admission is not None
             else None
         )
+        relaunched = swept.relaunched + (reconciled.relaunched if reconciled else [])
         return CleanupReport(
             ran=True,
             purged_jobs=purged,
             purged_connections=self._sweeper.purge_connections(now),
             purged_devices=self._sweeper.purge_disabled_devices(),
-            failed_jobs=failed,
+            failed_jobs=swept.failed,
             released_slots=reconciled.released if reconciled else [],
-            relaunched_jobs=reconciled.relaunched if reconciled else [],
+            relaunched_jobs=list(dict.fromkeys(relaunched)),  # a holder may be in both
             started_jobs=reconciled.started if reconciled else [],
+            late_scheduled_jobs=swept.late,
         )
 
-    def _fail_dead_executions(self) -> list[str]:
-        if self._executions is None:
-            return []
-        failed: list[str] = []
+    def _sweep_unfinished(self, now: datetime) -> _Swept:
+        swept = _Swept()
         for tenant_id, job_id in self._sweeper.unfinished_jobs():
             ref = JobRef(tenant_id, job_id)
             try:
                 job = self._jobs.get(ref)
             except JobNotFound:
                 continue
-            if job.is_terminal or job.execution_arn is None:
-                continue
-            status = self._executions.status(job.execution_arn)
-            if status == "RUNNING":
-                continue
-            error = JobError(
-                code=EXECUTION_ENDED,
-                message=f"the job's execution ended ({status or 'missing'}) before the job did",
-            )
-            try:
-                # Reads the job again: one that just finished by itself is left alone.
-                self._runner.finalize(ref, None, error)
-            except (IllegalTransition, StaleJob):
-                continue
-            failed.append(job_id)
-        return failed
+            if job.status is JobStatus.SCHEDULED:
+                if self._start_overdue(ref, job, now):
+                    swept.late.append(job_id)
+            else:
+                self._check_execution(ref, job, swept)
+        return swept
+
+    def _check_execution(self, ref: JobRef, job: JobRecord, swept: _Swept) -> None:
+        """Fail a running or paused job whose execution closed; relaunch such a queued one."""
+        if self._executions is None or job.is_terminal or job.execution_arn is None:
+            # Nothing to ask about: a queued job without an execution waits for a slot, or
+            # holds one and `reconcile` launches it.
+            return
+        status = self._executions.status(job.execution_arn)
+        if status == "RUNNING":
+            return
+        if job.status is JobStatus.QUEUED:
+            # A holder keeps its slot; the launch walks past the closed execution's name.
+            if self._runner.admit(ref):
+                swept.relaunched.append(job.job_id)
+        elif self._fail_dead(ref, status):
+            swept.failed.append(job.job_id)
+
+    def _fail_dead(self, ref: JobRef, status: str | None) -> bool:
+        """Fail a running or paused job whose execution ended without ending it."""
+        error = JobError(
+            code=EXECUTION_ENDED,
+            message=f"the job's execution ended ({status or 'missing'}) before the job did",
+        )
+        try:
+            # Reads the job again: one that just finished by itself is left alone.
+            self._runner.finalize(ref, None, error)
+        except (IllegalTransition, StaleJob):
+            return False
+        return True
+
+    def _start_overdue(self, ref: JobRef, job: JobRecord, now: datetime) -> bool:
+        """Queue and admit a `scheduled` job whose launch never came; False if not overdue."""
+        due = job.schedule.scheduled_for if job.schedule else None
+        if due is None or now - due < timedelta(seconds=c.SCHEDULED_JOB_OVERDUE_SECONDS):
+            return False
+        if self._jobs.enqueue(ref).status is not JobStatus.QUEUED:
+            return False  # cancelled, or started meanwhile
+        self._runner.admit(ref)
+        return True
+
+
+@dataclass(slots=True)
+class _Swept:
+    failed: list[str] = field(default_factory=list)
+    relaunched: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)

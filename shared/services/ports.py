@@ -107,11 +107,21 @@ class ConnectionPoster(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StartedExecution:
+    """What starting an execution by name found: its ARN, and whether it is running."""
+
+    arn: str
+    # False: an execution of that name exists but has closed (Step Functions refuses the name
+    # for 90 days after), so the caller must start one under another name.
+    running: bool
+
+
 class ExecutionGateway(Protocol):
     """The JobRunner's executions (Step Functions): start one, release a waiting task."""
 
-    def start(self, name: str, run_input: dict[str, Any]) -> str:
-        """Start an execution named `name` (idempotent on the name); its ARN."""
+    def start(self, name: str, run_input: dict[str, Any]) -> StartedExecution:
+        """Start an execution named `name`; if one of that name exists, that one."""
         ...
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
@@ -212,7 +222,7 @@ class Sweeper(Protocol):
         ...
 
     def unfinished_jobs(self) -> list[tuple[str, str]]:
-        """(tenantId, jobId) of running and paused jobs."""
+        """(tenantId, jobId) of every job not ended yet: scheduled, queued, running, paused."""
         ...
 
     def purge_connections(self, now: datetime) -> int:

@@ -28,11 +28,12 @@ from shared.jobs.registry import JOB_TYPES, job_type
 from shared.runner.state import Next, Outcome, RunState, TaskFailure, execution_name
 from shared.services.admission import Admission
 from shared.services.jobs import JobRef, JobService
-from shared.services.ports import ExecutionGateway
+from shared.services.ports import ExecutionGateway, StartedExecution
 
 TIMEOUT_ERROR_CODE: Final = "timeout"
 PAUSE_EXPIRED_ERROR_CODE: Final = "pause_expired"
 FINALIZE_FAILED_ERROR_CODE: Final = "finalize_failed"
+LAUNCH_FAILED: Final = "launch_failed"
 _PERMANENT_ERROR_TYPES: Final = frozenset({PermanentJobError.__name__, UnknownJobType.__name__})
 _CODED_MESSAGE: Final = re.compile(r"^([a-z][a-z0-9_]{0,63}): (.*)$", re.DOTALL)
 _MAX_ERROR_MESSAGE: Final = 2048
@@ -268,11 +269,29 @@ class JobRunner:
         return self._admission.admit(ref, self.launch)
 
     def launch(self, ref: JobRef, generation: int = 0) -> str:
-        """Start the job's execution; starting it again finds the same one (named after it)."""
-        return self.start_execution(ref, execution_name(ref.job_id, generation), generation)
+        """Start the job's execution and record its ARN on the job; the running one if any.
+
+        A launch walks the run's names (`execution_name(job, generation, attempt)`) past the
+        closed executions to the first running or free one, so launching again finds the
+        running execution, a relaunch after its execution closed starts a new one, and two
+        launchers at once walk the same names and meet on one execution. A job whose every
+        name closed without it ever starting fails (`launch_failed`), freeing its slot.
+        """
+        for attempt in range(c.MAX_EXECUTION_ATTEMPTS):
+            name = execution_name(ref.job_id, generation, attempt)
+            started = self._start(ref, name, generation)
+            if started.running:
+                self._jobs.follow_execution(ref, started.arn)
+                return started.arn
+        message = f"{c.MAX_EXECUTION_ATTEMPTS} executions of the job closed before it started"
+        self.finalize(ref, Outcome.FAILED, JobError(code=LAUNCH_FAILED, message=message))
+        return started.arn
 
     def start_execution(self, ref: JobRef, name: str, generation: int = 0) -> str:
-        """Start the JobRunner for a job (the launcher's part; idempotent on `name`)."""
+        """Start the JobRunner for a job under `name` (idempotent on it); its ARN."""
+        return self._start(ref, name, generation).arn
+
+    def _start(self, ref: JobRef, name: str, generation: int) -> StartedExecution:
         run_input = {"tenantId": ref.tenant_id, "jobId": ref.job_id, "generation": generation}
         return self._gateway().start(name, run_input)
 

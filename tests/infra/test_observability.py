@@ -34,7 +34,7 @@ def test_every_alarm_notifies_the_alarm_topic(dev_stack: SynthesizedStack) -> No
     topic = {"Ref": dev_stack.logical_id_of(dev_stack.built.stack.observability.topic.topic_arn)}
     alarms = _alarms(dev_stack)
 
-    # Then the five alarms exist, each notifying the topic when it fires and when it clears,
+    # Then the eight alarms exist, each notifying the topic when it fires and when it clears,
     # and no traffic never fires one
     assert set(alarms) == {
         "DispatcherDlq",
@@ -42,8 +42,11 @@ def test_every_alarm_notifies_the_alarm_topic(dev_stack: SynthesizedStack) -> No
         "DispatcherErrors",
         "Http5xx",
         "PushFailures",
+        "LaunchDlq",
+        "LauncherErrors",
+        "CleanupErrors",
     }
-    dev_stack.template.resource_count_is(ALARM, 5)
+    dev_stack.template.resource_count_is(ALARM, 8)
     for properties in alarms.values():
         assert properties["AlarmActions"] == [topic]
         assert properties["OKActions"] == [topic]
@@ -87,6 +90,26 @@ def test_alarms_watch_the_right_metrics(dev_stack: SynthesizedStack) -> None:
     push = alarms["PushFailures"]
     assert (push["Namespace"], push["MetricName"]) == (METRICS_NAMESPACE, PUSH_FAILURE_METRIC)
     assert push["Dimensions"] == [{"Name": "service", "Value": SERVICE_NAME}]
+    # the launch DLQ alarm reads the launch DLQ's depth; the error alarms their functions
+    launch_dlq = alarms["LaunchDlq"]
+    assert (launch_dlq["MetricName"], launch_dlq["Statistic"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+    )
+    assert launch_dlq["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": [
+            dev_stack.logical_id_of(stack.schedules.launch_failures.queue_url),
+            "QueueName",
+        ]
+    }
+    for key, function in [
+        ("LauncherErrors", stack.schedules.launcher),
+        ("CleanupErrors", stack.schedules.cleanup),
+    ]:
+        assert (alarms[key]["Namespace"], alarms[key]["MetricName"]) == ("AWS/Lambda", "Errors")
+        assert alarms[key]["Dimensions"][0]["Value"] == {
+            "Ref": dev_stack.logical_id_of(function.function_name)
+        }
 
 
 @pytest.mark.parametrize("stage", list(DeploymentStage))
@@ -104,6 +127,9 @@ def test_thresholds_follow_the_stage(
     assert alarms["DispatcherErrors"]["Threshold"] == thresholds.dispatcher_errors
     assert alarms["Http5xx"]["Threshold"] == thresholds.http_5xx_percent
     assert alarms["PushFailures"]["Threshold"] == thresholds.push_failures
+    assert alarms["LaunchDlq"]["Threshold"] == thresholds.launch_dlq_messages
+    assert alarms["LauncherErrors"]["Threshold"] == thresholds.launcher_errors
+    assert alarms["CleanupErrors"]["Threshold"] == thresholds.cleanup_errors
 
 
 def test_prod_alarms_are_stricter_than_dev() -> None:

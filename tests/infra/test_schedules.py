@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from infra.cloud.schedules import (
     CLEANUP_HANDLER,
     CLEANUP_TABLES,
+    IMPORT_RULE_RETRY_ATTEMPTS,
+    LAUNCHER_ASYNC_RETRY_ATTEMPTS,
     LAUNCHER_HANDLER,
     LAUNCHER_TABLES,
     SCHEDULER_ACTIONS,
@@ -32,6 +34,14 @@ def _arn(stack: SynthesizedStack, function: Any) -> dict[str, Any]:
     return {"Fn::GetAtt": [_function_id(stack, function), "Arn"]}
 
 
+def _queue_id(stack: SynthesizedStack) -> str:
+    return stack.logical_id_of(stack.built.stack.schedules.launch_failures.queue_url)
+
+
+def _queue_arn(stack: SynthesizedStack) -> dict[str, Any]:
+    return {"Fn::GetAtt": [_queue_id(stack), "Arn"]}
+
+
 def test_scheduler_group_and_a_role_that_invokes_the_launcher_only(
     dev_stack: SynthesizedStack,
 ) -> None:
@@ -50,12 +60,15 @@ def test_scheduler_group_and_a_role_that_invokes_the_launcher_only(
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     assert "ManagedPolicyArns" not in role
-    (invoke,) = statements
+    (invoke, dead_letter) = statements
     launcher = _arn(dev_stack, schedules.launcher)
     assert _as_list(invoke["Action"]) == ["lambda:InvokeFunction"]
     assert sorted(map(json.dumps, invoke["Resource"])) == sorted(
         map(json.dumps, [launcher, {"Fn::Join": ["", [launcher, ":*"]]}])
     )
+    # And send what it gave up on to the launch DLQ, no other queue
+    assert _as_list(dead_letter["Action"]) == ["sqs:SendMessage"]
+    assert dead_letter["Resource"] == _queue_arn(dev_stack)
 
 
 def test_launcher_and_cleanup_functions(dev_stack: SynthesizedStack) -> None:
@@ -108,6 +121,13 @@ def test_cleanup_runs_hourly_and_imports_trigger_the_launcher(dev_stack: Synthes
         "detail": {"bucket": {"name": [bucket_ref]}, "object": {"key": [{"prefix": "imports/"}]}},
     }
     assert [t["Arn"] for t in import_rule["Targets"]] == [_arn(dev_stack, schedules.launcher)]
+    # With explicit retries, then the launch DLQ (not a silent drop)
+    (target,) = import_rule["Targets"]
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": IMPORT_RULE_RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": c.SCHEDULER_MAX_EVENT_AGE_SECONDS,
+    }
+    assert target["DeadLetterConfig"] == {"Arn": _queue_arn(dev_stack)}
     # The bucket sends its events to EventBridge, is private, encrypted, and expires uploads
     bucket = _properties(dev_stack, "AWS::S3::Bucket", bucket_ref["Ref"])
     assert bucket["NotificationConfiguration"] == {
@@ -138,6 +158,8 @@ def test_http_function_manages_schedules_in_the_group_only(dev_stack: Synthesize
     assert variables[c.ENV_SCHEDULER_GROUP] == "Tether-dev-schedules"
     assert variables[c.ENV_SCHEDULER_ROLE_ARN] == role_arn
     assert variables[c.ENV_LAUNCHER_ARN] == _arn(dev_stack, stack.schedules.launcher)
+    # the schedules it writes name the launch DLQ (shared.adapters.scheduler)
+    assert variables[c.ENV_SCHEDULER_DLQ_ARN] == _queue_arn(dev_stack)
 
 
 def test_finalize_frees_run_slots_and_tasks_read_imports(dev_stack: SynthesizedStack) -> None:
@@ -158,6 +180,57 @@ def test_finalize_frees_run_slots_and_tasks_read_imports(dev_stack: SynthesizedS
         reads = json.dumps(_statements(dev_stack, runner.functions[step].role))
         assert bucket in reads
     assert bucket not in json.dumps(_statements(dev_stack, runner.functions["finalize"].role))
+
+
+def test_the_launch_dlq_is_encrypted_tls_only_and_fed_by_every_launch_path(
+    dev_stack: SynthesizedStack,
+) -> None:
+    schedules = dev_stack.built.stack.schedules
+    queue_id = _queue_id(dev_stack)
+    properties = _properties(dev_stack, "AWS::SQS::Queue", queue_id)
+
+    # It is encrypted at rest (SQS-managed keys) and keeps messages 14 days for a redrive
+    assert properties["SqsManagedSseEnabled"] is True
+    assert properties["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # And its policy refuses requests without TLS, and lets the import rule (only) send to it
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in dev_stack.resources("AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in p["Properties"]["Queues"]
+    ]
+    deny, allow = policy
+    assert (deny["Effect"], deny["Principal"], deny["Condition"]) == (
+        "Deny",
+        {"AWS": "*"},
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == (
+        "Allow",
+        {"Service": "events.amazonaws.com"},
+        "sqs:SendMessage",
+    )
+    import_rule = dev_stack.logical_id_of(schedules.import_rule.rule_name)
+    assert allow["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [import_rule, "Arn"]}}
+    }
+
+    # And the launcher's failed asynchronous invocations (after explicit retries) land there
+    launcher = _properties(dev_stack, FUNCTION, _function_id(dev_stack, schedules.launcher))
+    assert launcher["DeadLetterConfig"] == {"TargetArn": _queue_arn(dev_stack)}
+    (invoke_config,) = dev_stack.resources("AWS::Lambda::EventInvokeConfig").values()
+    assert invoke_config["Properties"]["FunctionName"] == {
+        "Ref": _function_id(dev_stack, schedules.launcher)
+    }
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == LAUNCHER_ASYNC_RETRY_ATTEMPTS
+    assert (
+        invoke_config["Properties"]["MaximumEventAgeInSeconds"] == c.SCHEDULER_MAX_EVENT_AGE_SECONDS
+    )
+    sends = [
+        s
+        for s in _statements(dev_stack, schedules.launcher.role)
+        if "sqs:SendMessage" in _as_list(s["Action"])
+    ]
+    assert [s["Resource"] for s in sends] == [_queue_arn(dev_stack)]
 
 
 def test_both_stages_synthesize_clean_under_cdk_nag(

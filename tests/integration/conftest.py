@@ -17,6 +17,7 @@ from shared.adapters.dynamo_tables import create_tables
 from shared.domain.clock import ManualClock, SequentialIds
 from shared.services.jobs import JobService
 from shared.wiring import AWS_CONFIG
+from tests.integration.scheduling import sfn_world as sfn_world  # ... on moto Step Functions
 from tests.integration.scheduling import world as world  # the schedules/cleanup world fixture
 
 if TYPE_CHECKING:

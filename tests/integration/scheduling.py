@@ -8,6 +8,7 @@ running and when it ends (`start`, `finish`) and reads the order jobs were launc
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from functions import launcher as launcher_handler
 from infra.local.events import LocalLambdaContext
 from shared import constants as c
 from shared.adapters.scheduler import EventBridgeScheduler
+from shared.adapters.stepfunctions import StepFunctionsExecutions
 from shared.auth_settings import AuthSettings
 from shared.domain.auth import Scope
 from shared.domain.clock import ManualClock
@@ -30,6 +32,7 @@ from shared.runner.state import Outcome
 from shared.schedule_wiring import cleanup, launcher, schedules_api
 from shared.services.auth import mint_dev_token
 from shared.services.jobs import JobRef, JobService
+from shared.services.ports import StartedExecution
 from shared.services.runner import JobRunner
 from shared.settings import TetherSettings
 from shared.tables import TABLES
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 GROUP = "tether-test"
+SCHEDULER_DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:tether-test-launch-dlq"
 
 
 @dataclass
@@ -50,11 +54,11 @@ class RecordedExecutions:
     started: list[str] = field(default_factory=list)  # job ids, in launch order
     statuses: dict[str, str] = field(default_factory=dict)  # arn -> status (default RUNNING)
 
-    def start(self, name: str, run_input: dict[str, Any]) -> str:
+    def start(self, name: str, run_input: dict[str, Any]) -> StartedExecution:
         arn = f"arn:aws:states:us-east-1:123456789012:execution:runner:{name}"
         if run_input["jobId"] not in self.started:
             self.started.append(run_input["jobId"])
-        return arn
+        return StartedExecution(arn=arn, running=self.status(arn) == "RUNNING")
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
         del task_token, output
@@ -71,9 +75,11 @@ class World:
     clock: ManualClock
     jobs: JobService
     runner: JobRunner
-    executions: RecordedExecutions
+    # RecordedExecutions, or StepFunctionsExecutions on moto (`sfn_world`, with `sfn` set).
+    executions: Any
     scheduler: Any  # boto3 "scheduler" client on moto
     tables: dict[str, str]
+    sfn: Any = None  # boto3 "stepfunctions" client on moto, in `sfn_world`
 
     def token(self, tenant: str = "acme", subject: str = "alice") -> str:
         return mint_dev_token(
@@ -142,6 +148,39 @@ def world(
     service: JobService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> World:
+    return _world(RecordedExecutions(), dynamodb, table_names, clock, service, monkeypatch)
+
+
+@pytest.fixture
+def sfn_world(
+    dynamodb: DynamoDBClient,
+    table_names: dict[str, str],
+    clock: ManualClock,
+    service: JobService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> World:
+    """The world with real Step Functions executions on moto (not interpreted: they stay
+    RUNNING until a test stops them), so closed executions and their names behave as on AWS."""
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    machine = sfn.create_state_machine(
+        name="runner",
+        definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/runner",
+    )
+    executions = StepFunctionsExecutions(sfn, machine["stateMachineArn"])
+    built = _world(executions, dynamodb, table_names, clock, service, monkeypatch)
+    built.sfn = sfn
+    return built
+
+
+def _world(
+    executions: RecordedExecutions | StepFunctionsExecutions,
+    dynamodb: DynamoDBClient,
+    table_names: dict[str, str],
+    clock: ManualClock,
+    service: JobService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> World:
     environment = {spec.env_var: table_names[spec.key] for spec in TABLES}
     environment.update(
         {
@@ -151,12 +190,12 @@ def world(
             c.ENV_SCHEDULER_GROUP: GROUP,
             c.ENV_MAX_RUNNING_PER_TENANT: "2",
             c.ENV_WRITE_RATE_PER_MINUTE: "1000",
+            c.ENV_SCHEDULER_DLQ_ARN: SCHEDULER_DLQ_ARN,
         }
     )
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
     settings = load_settings(TetherSettings())
-    executions = RecordedExecutions()
     runner = JobRunner(
         service,
         clock=clock,

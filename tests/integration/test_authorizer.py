@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from moto import mock_aws
 
@@ -15,7 +16,8 @@ from shared import constants as c
 from shared.auth_settings import AuthSettings
 from shared.domain.auth import Principal, Scope
 from shared.domain.clock import SystemClock
-from shared.services.auth import mint_dev_token
+from shared.services.auth import RESUME_AUDIENCE, mint_dev_token
+from shared.wiring import authenticator as build_authenticator
 from shared.wiring import load_auth_settings
 
 USER_SECRET = "user-secret-for-tests-0123456789abcdef"
@@ -116,6 +118,10 @@ def test_the_resume_key_is_read_from_secrets_manager_when_only_its_arn_is_set(
         monkeypatch.setenv(c.ENV_RESUME_SIGNING_KEY_SECRET_ARN, arn)
 
         settings = load_auth_settings(AuthSettings())
+        token = build_authenticator(settings, SystemClock()).resume_tokens.mint(
+            tenant_id="acme", subject="alice", job_id="j1"
+        )
 
-    assert settings.resume_signing_key is not None
-    assert settings.resume_signing_key.get_secret_value() == "k" * 48
+    assert settings.resume_signing_key is None  # read by the authenticator, as it rotates
+    claims = jwt.decode(token, "k" * 48, algorithms=["HS256"], audience=RESUME_AUDIENCE)
+    assert claims["job"] == "j1"

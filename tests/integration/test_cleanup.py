@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared import constants as c
 from shared.adapters.dynamo_connections import DynamoConnectionStore
 from shared.adapters.dynamo_limits import DynamoLease, DynamoRunSlots
 from shared.domain.auth import Principal, Scope
@@ -16,7 +17,7 @@ from shared.domain.errors import JobNotFound
 from shared.domain.models import JobRequest, JobStatus
 from shared.schedule_wiring import CLEANUP_LEASE_NAME
 from shared.services.jobs import JobRef
-from tests.integration.scheduling import World
+from tests.integration.scheduling import GROUP, World
 
 
 def _job(world: World, priority: str = "normal") -> str:
@@ -175,3 +176,140 @@ def test_a_slot_holder_whose_launch_failed_is_launched_again(world: World) -> No
     # Then the job is launched again (idempotent on its execution name), keeping its slot
     assert report["relaunched_jobs"] == [job.job_id]
     assert world.executions.started == [job.job_id]
+
+
+# -- closed executions and launches that never came (real executions on moto) -----------------
+
+
+def _executions(world: World) -> dict[str, str]:
+    """Every execution of the runner: name -> status."""
+    machine = world.sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    listed = world.sfn.list_executions(stateMachineArn=machine)["executions"]
+    return {execution["name"]: execution["status"] for execution in listed}
+
+
+def _holders(world: World) -> dict[str, set[str]]:
+    return DynamoRunSlots(world.client, world.tables["limits"]).holders()
+
+
+def test_a_queued_job_whose_execution_closed_is_relaunched_under_a_new_name(
+    sfn_world: World,
+) -> None:
+    # Given a queued job holding a slot, whose execution closed before it started the job
+    world = sfn_world
+    job_id = _job(world)
+    ref = JobRef("acme", job_id)
+    first = world.jobs.get(ref)
+    assert first.status is JobStatus.QUEUED
+    assert first.execution_arn is not None
+    assert first.execution_arn.endswith(f":{job_id}-g0")
+    world.sfn.stop_execution(executionArn=first.execution_arn)
+
+    # When the hourly cleanup runs
+    report = world.run_cleanup()
+
+    # Then a new execution runs under the run's next name, recorded on the job
+    assert _executions(world) == {f"{job_id}-g0": "ABORTED", f"{job_id}-g0-r1": "RUNNING"}
+    job = world.jobs.get(ref)
+    assert job.status is JobStatus.QUEUED
+    assert job.execution_arn == first.execution_arn.replace("-g0", "-g0-r1")
+    assert report["relaunched_jobs"] == [job_id]
+    assert report["failed_jobs"] == []
+    # And the job still holds exactly its one slot
+    assert _holders(world) == {"acme": {job_id}}
+
+    # When the cleanup runs an hour later, the running execution is left alone
+    world.clock.advance(hours=1)
+    again = world.run_cleanup()
+    assert (again["ran"], again["relaunched_jobs"]) == (True, [])
+    assert _executions(world) == {f"{job_id}-g0": "ABORTED", f"{job_id}-g0-r1": "RUNNING"}
+
+
+def test_two_relaunches_at_once_start_one_execution(sfn_world: World) -> None:
+    # Given a queued job whose execution closed
+    world = sfn_world
+    job_id = _job(world)
+    ref = JobRef("acme", job_id)
+    world.sfn.stop_execution(executionArn=world.jobs.get(ref).execution_arn)
+    barrier = threading.Barrier(2)
+    arns: list[str] = []
+
+    def relaunch() -> None:
+        barrier.wait()
+        arns.append(world.runner.launch(ref))
+
+    # When two launchers relaunch it at the same moment
+    threads = [threading.Thread(target=relaunch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Then both found the same new execution, the only one running
+    assert len(arns) == 2
+    assert arns[0] == arns[1]
+    assert _executions(world) == {f"{job_id}-g0": "ABORTED", f"{job_id}-g0-r1": "RUNNING"}
+    assert world.jobs.get(ref).execution_arn == arns[0]
+    assert _holders(world) == {"acme": {job_id}}
+
+
+def test_a_job_whose_executions_keep_closing_fails_and_frees_its_slot(sfn_world: World) -> None:
+    # Given acme's two slots held by a job and a queued job whose executions all closed
+    world = sfn_world
+    steady, doomed, waiting = _job(world), _job(world), _job(world)
+    ref = JobRef("acme", doomed)
+    for _ in range(c.MAX_EXECUTION_ATTEMPTS - 1):
+        world.sfn.stop_execution(executionArn=world.jobs.get(ref).execution_arn)
+        world.runner.launch(ref)
+    world.sfn.stop_execution(executionArn=world.jobs.get(ref).execution_arn)
+    assert _holders(world) == {"acme": {steady, doomed}}
+
+    # When it is launched once more
+    world.runner.launch(ref)
+
+    # Then it fails with a clear error, its slot goes to the waiting job
+    job = world.jobs.get(ref)
+    assert (job.status, job.error and job.error.code) == (JobStatus.FAILED, "launch_failed")
+    assert _holders(world) == {"acme": {steady, waiting}}
+    names = _executions(world)
+    assert sum(name.startswith(doomed) for name in names) == c.MAX_EXECUTION_ATTEMPTS
+    assert {status for name, status in names.items() if name.startswith(doomed)} == {"ABORTED"}
+    assert names[f"{waiting}-g0"] == "RUNNING"
+
+
+def test_a_scheduled_job_whose_launch_never_came_starts_late(sfn_world: World) -> None:
+    # Given a job for 09:00 whose one-time schedule fired, failed and was dropped by Scheduler
+    world = sfn_world
+    due = world.clock.now() + timedelta(minutes=10)
+    status, created = world.call(
+        "POST", "/jobs", {"type": "demo", "schedule": {"scheduledFor": due.isoformat()}}
+    )
+    assert status == 202
+    job_id = created["job"]["jobId"]
+    world.scheduler.delete_schedule(GroupName=GROUP, Name=f"job-{job_id}")
+
+    # When the cleanup runs while Scheduler could still be retrying (an hour after 09:00)
+    world.clock.set(due + timedelta(hours=1))
+    early = world.run_cleanup()
+
+    # Then the job still waits for Scheduler
+    assert early["late_scheduled_jobs"] == []
+    assert world.jobs.get(JobRef("acme", job_id)).status is JobStatus.SCHEDULED
+
+    # When the next hourly cleanup runs, Scheduler's retries over
+    world.clock.advance(hours=1)
+    report = world.run_cleanup()
+
+    # Then the job is queued and launched, late, holding a slot
+    assert report["late_scheduled_jobs"] == [job_id]
+    job = world.jobs.get(JobRef("acme", job_id))
+    assert job.status is JobStatus.QUEUED
+    assert _executions(world) == {f"{job_id}-g0": "RUNNING"}
+    assert job.execution_arn is not None
+    assert job.execution_arn.endswith(f":{job_id}-g0")
+    assert _holders(world) == {"acme": {job_id}}
+    # And a dead letter redriven now (the launcher invoked with Scheduler's input) changes nothing
+    answer = world.launch({"kind": "job", "tenantId": "acme", "jobId": job_id})
+    assert (answer["status"], answer["admitted"]) == ("queued", True)
+    assert _executions(world) == {f"{job_id}-g0": "RUNNING"}
+    assert world.jobs.get(JobRef("acme", job_id)).version == job.version

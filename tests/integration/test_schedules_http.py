@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.integration.scheduling import World
+from shared import constants as c
+from tests.integration.scheduling import SCHEDULER_DLQ_ARN, World
+
+RETRY_POLICY = {
+    "MaximumEventAgeInSeconds": c.SCHEDULER_MAX_EVENT_AGE_SECONDS,
+    "MaximumRetryAttempts": c.SCHEDULER_MAX_RETRY_ATTEMPTS,
+}
 
 NIGHTLY = {
     "name": "nightly import",
@@ -38,6 +44,9 @@ def test_create_get_list_pause_resume_delete_and_scheduler_follows(world: World)
         "scheduleId": schedule_id,
         "scheduledTime": "<aws.scheduler.scheduled-time>",
     }
+    # And Scheduler retries a failed launch for an hour, then sends it to the launch DLQ
+    assert aws["Target"]["RetryPolicy"] == RETRY_POLICY
+    assert aws["Target"]["DeadLetterConfig"] == {"Arn": SCHEDULER_DLQ_ARN}
     assert world.call("GET", f"/schedules/{schedule_id}") == (200, created)
     status, listed = world.call("GET", "/schedules")
     assert (status, [s["scheduleId"] for s in listed["schedules"]]) == (200, [schedule_id])
@@ -50,6 +59,8 @@ def test_create_get_list_pause_resume_delete_and_scheduler_follows(world: World)
     aws = world.aws_schedule(f"schedule-{schedule_id}")
     assert aws["State"] == "DISABLED"
     assert json.loads(aws["Target"]["Input"]) == payload
+    assert aws["Target"]["DeadLetterConfig"] == {"Arn": SCHEDULER_DLQ_ARN}
+    assert aws["Target"]["RetryPolicy"] == RETRY_POLICY
 
     # When resumed
     status, resumed = world.call("POST", f"/schedules/{schedule_id}/resume")
@@ -153,6 +164,8 @@ def test_a_job_for_later_gets_an_at_schedule_that_cancel_deletes(world: World) -
         "at(2026-01-01T09:15:00)",
         "DELETE",
     )
+    assert aws["Target"]["RetryPolicy"] == RETRY_POLICY
+    assert aws["Target"]["DeadLetterConfig"] == {"Arn": SCHEDULER_DLQ_ARN}
 
     # When cancelled, the schedule goes with it
     status, cancelled = world.call("POST", f"/jobs/{job['jobId']}/cancel")

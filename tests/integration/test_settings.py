@@ -8,8 +8,9 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from shared import constants as c
+from shared.adapters.cursor import CursorCodec
 from shared.settings import TetherSettings
-from shared.wiring import load_settings
+from shared.wiring import cursor_codec, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -26,10 +27,10 @@ def test_the_cursor_secret_is_read_from_secrets_manager(monkeypatch: pytest.Monk
         monkeypatch.setenv(c.ENV_CURSOR_SECRET_ARN, arn)
 
         settings = load_settings()
+        cursor = cursor_codec(settings).encode("scope", {"k": 1})
 
-    assert settings.cursor_secret is not None
-    assert settings.cursor_secret.get_secret_value() == "c" * 40
-    assert "c" * 40 not in repr(settings)  # SecretStr never prints
+    assert CursorCodec(b"c" * 40).decode("scope", cursor) == {"k": 1}
+    assert "c" * 40 not in repr(settings)  # the value is never in the settings
 
 
 def test_exactly_one_cursor_secret_source(monkeypatch: pytest.MonkeyPatch) -> None:
