@@ -436,6 +436,9 @@ def _cause(raw: str | None) -> dict[str, Any]:
 def _code_of(error_type: str) -> str:
     if error_type == "States.Timeout":
         return "task_timeout"  # the Lambda timed out; "timeout" means the job's timeoutSeconds
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", error_type.replace("States.", "").replace(".", "_"))
+    # A capital starts a word unless it follows a separator: "Lambda.ServiceException" is
+    # lambda_service_exception, not lambda__service_exception.
+    name = error_type.replace("States.", "").replace(".", "_")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
     code = re.sub(r"[^a-z0-9_]", "", snake.lower()).strip("_") or "task_failed"
     return code[:64] if code[0].isalpha() else f"e_{code}"[:64]

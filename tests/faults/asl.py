@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from shared.domain.clock import ManualClock
+from shared.services.ports import StartedExecution
 from tests.faults.injection import LambdaFault
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -103,12 +104,12 @@ class Interpreter:
 
     # -- the gateway the runner and the cleanup see --------------------------------------
 
-    def start(self, name: str, run_input: dict[str, Any]) -> str:
+    def start(self, name: str, run_input: dict[str, Any]) -> StartedExecution:
         arn = ARN_PREFIX + name
         if arn not in self.executions:  # a name starts one execution, ever
             start = self.definition["StartAt"]
             self.executions[arn] = Execution(arn, start, json.loads(json.dumps(run_input)))
-        return arn
+        return StartedExecution(arn, running=self.executions[arn].status == "RUNNING")
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
         for execution in self.executions.values():

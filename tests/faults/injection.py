@@ -155,6 +155,7 @@ class ApiFaults:
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _rules: list[_ApiRule] = field(default_factory=list)
+    _fired: Counter[str] = field(default_factory=Counter)  # by error code, kept across clear()
 
     def inject(
         self,
@@ -174,12 +175,13 @@ class ApiFaults:
         with self._lock:
             self._rules.clear()
 
-    def fired(self, code: str | None = None) -> int:
+    def fired(self, code: str) -> int:
         with self._lock:
-            return sum(r.fired for r in self._rules if code is None or r.code == code)
+            return self._fired[code]
 
     def answer(self, request: Any) -> tuple[int, dict[str, str], str] | None:
-        target = str(request.headers.get("X-Amz-Target", ""))
+        raw = request.headers.get("X-Amz-Target", b"")
+        target = raw.decode() if isinstance(raw, bytes) else str(raw)
         if not target:
             return None
         body = request.body or b""
@@ -189,6 +191,7 @@ class ApiFaults:
                 if target.endswith(rule.target) and rule.needle in text and rule.left != 0:
                     rule.left = max(rule.left - 1, ALWAYS if rule.left < 0 else 0)
                     rule.fired += 1
+                    self._fired[rule.code] += 1
                     error = {"__type": rule.code, "message": f"injected {rule.code}", **rule.extra}
                     headers = {"Content-Type": "application/x-amz-json-1.0"}
                     return rule.status, headers, json.dumps(error)

@@ -9,6 +9,7 @@ a live job (or left its slot held) the hourly cleanup runs.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import pytest
 from functions import runner as runner_handlers
 from infra.local import stepfunctions as local_sfn
 from shared.domain.clock import ManualClock, SequentialIds
+from shared.domain.errors import TetherError
 from shared.domain.models import JobRecord, JobRequest, JobStatus
 from shared.runner.definition import job_runner_definition
 from shared.runner_wiring import RunnerContext
@@ -99,6 +101,7 @@ class Rig:
     clock: ManualClock
     lambdas: LambdaFaults
     hooks: dict[str, list[Hook]] = field(default_factory=dict)  # by job id
+    context: RunnerContext | None = None  # what its task handlers use
     _tenants: Iterator[int] = field(default_factory=itertools.count)
 
     def tenant(self) -> str:
@@ -135,7 +138,8 @@ class Rig:
         for ref in refs:
             job = self.service.get(ref)
             if job.status is JobStatus.PAUSED and job.task_token:
-                self.runner.resume(ref)
+                with contextlib.suppress(TetherError):  # it ended meanwhile (409)
+                    self.runner.resume(ref)
                 return True
         return False
 
@@ -222,6 +226,6 @@ def rig_context() -> Iterator[Rig]:
             cursors=nobody,
             clock=rig.clock,  # type: ignore[arg-type]
         )
-        context = RunnerContext(runner=rig.runner, notifier=notifier, push_grace_seconds=0)
-        patch.setattr(runner_handlers, "context", lambda: context)
+        rig.context = RunnerContext(runner=rig.runner, notifier=notifier, push_grace_seconds=0)
+        patch.setattr(runner_handlers, "context", lambda: rig.context)
         yield rig

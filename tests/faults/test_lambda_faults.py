@@ -20,14 +20,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
 import pytest
 
+from functions import runner as runner_handlers
 from shared.domain.models import JobRecord, JobStatus
 from shared.runner import definition as d
-from shared.services.jobs import JobRef
+from shared.runner_wiring import RunnerContext
 from tests.faults.injection import ALWAYS, LambdaFault
 from tests.faults.rig import Rig, rig_context
 from tests.faults.world import World
@@ -36,6 +38,7 @@ ERRORS: Final = [fault for fault in LambdaFault if fault is not LambdaFault.DUPL
 RETRIED_BY_STEP_FUNCTIONS: Final = frozenset(
     {LambdaFault.SERVICE, LambdaFault.CLIENT_TIMEOUT, LambdaFault.THROTTLED}
 )
+NOT_RETRIED: Final = frozenset({LambdaFault.TIMEOUT, LambdaFault.HANDLER, LambdaFault.DUPLICATE})
 TIMES: Final = {"once": 1, "twice": 2, "always": ALWAYS}
 # Tasks inside the job's retry loop: a transient fault there costs a retry, not the job.
 LOOP_STEPS: Final = frozenset({d.PREPARE, d.PROCESS, d.AWAIT_RESUME})
@@ -78,12 +81,17 @@ MATRIX: Final = [
     for fault in ERRORS
     for times in TIMES.values()
 ] + [Case(step, LambdaFault.DUPLICATE, ALWAYS) for step in d.TASK_STEPS]
+# On moto (a third of a second a case): every fault once in ProcessBatch, a service error once
+# in every task, a crash that never stops in ProcessBatch and Finalize, and AwaitResume's
+# States.Timeout (the pause bound): every error name and path moto must agree on.
 ON_MOTO: Final = [
     case
     for case in MATRIX
-    if case.times == 1
-    or case.fault is LambdaFault.DUPLICATE
-    or (case.times == ALWAYS and case.fault in {LambdaFault.SERVICE, LambdaFault.HANDLER})
+    if (case.step == d.PROCESS and case.times == 1)
+    or (case.step == d.PROCESS and case.times == ALWAYS and case.fault in NOT_RETRIED)
+    or (case.fault is LambdaFault.SERVICE and case.times == 1)
+    or (case.fault is LambdaFault.HANDLER and case.times == ALWAYS and case.step == d.FINALIZE)
+    or (case.step == d.AWAIT_RESUME and case.fault is LambdaFault.TIMEOUT and case.times == 1)
 ]
 
 
@@ -97,7 +105,25 @@ def _outcome(job: JobRecord, swept: bool, violations: list[str], fired: int) -> 
     }
 
 
+@contextmanager
+def handlers_of(context: RunnerContext | None) -> Iterator[None]:
+    """The task handlers run with this context (the rig's or moto's world's) meanwhile."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner_handlers, "context", lambda: context)
+        yield
+
+
 def run_on_rig(rig: Rig, case: Case) -> dict[str, Any]:
+    with handlers_of(rig.context):
+        return _run_on_rig(rig, case)
+
+
+def run_on_moto(world: World, case: Case) -> dict[str, Any]:
+    with handlers_of(world.context):
+        return _run_on_moto(world, case)
+
+
+def _run_on_rig(rig: Rig, case: Case) -> dict[str, Any]:
     params, request = case.job()
     ref = rig.create(rig.tenant(), params, **request)
     if case.step == d.AWAIT_RESUME:
@@ -111,7 +137,7 @@ def run_on_rig(rig: Rig, case: Case) -> dict[str, Any]:
     return _outcome(job, swept, rig.violations(job, must_end=True), rig.lambdas.fired(ref.job_id))
 
 
-def run_on_moto(world: World, case: Case) -> dict[str, Any]:
+def _run_on_moto(world: World, case: Case) -> dict[str, Any]:
     params, request = case.job()
     ref = world.create(params, **request)
     if case.step == d.AWAIT_RESUME:
@@ -139,6 +165,11 @@ def _expect(case: Case, outcome: dict[str, Any]) -> None:
     """What must hold whatever the fault, and what a transient fault must not cost."""
     assert outcome["fired"] >= 1, "the fault never happened"
     assert outcome["violations"] == []
+    if case.step == d.AWAIT_RESUME and case.fault is LambdaFault.TIMEOUT:
+        # AwaitResume's States.Timeout is its TimeoutSecondsPath passing: the pause bound (a
+        # Lambda that times out is Lambda.Unknown / Sandbox.Timedout, not States.Timeout)
+        assert (outcome["status"], outcome["error"]) == ("failed", "pause_expired"), outcome
+        return
     transient = case.times != ALWAYS
     retried = case.step in LOOP_STEPS or case.fault in RETRIED_BY_STEP_FUNCTIONS
     if case.fault is LambdaFault.DUPLICATE or case.step == d.NOTIFY or (transient and retried):

@@ -11,6 +11,7 @@ from shared.domain.models import JobError, JobRequest, JobStatus
 from shared.runner.state import Outcome
 from shared.services.admission import Admission
 from shared.services.jobs import JobRef, JobService
+from shared.services.ports import StartedExecution
 from shared.services.runner import JobRunner
 from tests.faults.memory import MemoryJobStore, MemoryRunQueue, MemoryRunSlots
 
@@ -18,8 +19,8 @@ from tests.faults.memory import MemoryJobStore, MemoryRunQueue, MemoryRunSlots
 class NoExecutions:
     """The runner's gateway where nothing else is queued: launches and releases are no-ops."""
 
-    def start(self, name: str, run_input: dict[str, object]) -> str:  # noqa: ARG002 - the port's signature
-        return f"arn:aws:states:us-east-1:1:execution:runner:{name}"
+    def start(self, name: str, run_input: dict[str, object]) -> StartedExecution:  # noqa: ARG002 - the port's signature
+        return StartedExecution(f"arn:aws:states:us-east-1:1:execution:runner:{name}", True)
 
     def send_task_success(self, task_token: str, output: dict[str, object]) -> bool:  # noqa: ARG002 - the port's signature
         return False

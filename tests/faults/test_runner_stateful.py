@@ -37,7 +37,7 @@ from tests.faults.injection import LambdaFault
 from tests.faults.rig import Rig, rig_context
 
 EXAMPLES: Final = 1000 if os.environ.get("CI") else 100
-STEPS: Final = 20
+STEPS: Final = 15
 COMMIT_FAULTS: Final = ("ProvisionedThroughputExceededException", "ThrottlingException")
 CONTROLS: Final = ("pause", "resume", "cancel")
 SETTINGS: Final = settings(

@@ -9,6 +9,7 @@ fault plans never leak from one case into the next.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -40,6 +41,7 @@ from shared.adapters.dynamo_maintenance import DynamoRunQueue, DynamoSweeper
 from shared.adapters.dynamo_tables import create_tables
 from shared.adapters.sns_push import SnsPushGateway
 from shared.domain.clock import ManualClock, SequentialIds
+from shared.domain.errors import TetherError
 from shared.domain.models import JobRecord, JobRequest, JobStatus
 from shared.runner.state import execution_name
 from shared.runner_wiring import RunnerContext
@@ -133,6 +135,7 @@ class World:
     api: ApiFaults
     ledger: MessageLedger
     executions: LateExecutions
+    context: RunnerContext | None = None  # what its task handlers use
     state_machine_arn: str = ""
     slept: list[float] = field(default_factory=list)
     hooks: dict[str, list[Hook]] = field(default_factory=dict)  # by job id
@@ -198,7 +201,8 @@ class World:
         while time.monotonic() < deadline:
             job = self.service.get(ref)
             if resume and job.status is JobStatus.PAUSED and job.task_token:
-                self.runner.resume(ref)
+                with contextlib.suppress(TetherError):  # it ended meanwhile (409)
+                    self.runner.resume(ref)
                 continue
             if not self.running(ref):
                 return self.service.get(ref)
@@ -245,7 +249,8 @@ def build_world() -> Iterator[World]:
             patch.setenv(key, "testing")
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         moto_patches.install()
-        local_sfn.install(wait_scale=0.0)
+        # waits and retries recorded, not slept; a task timeout fires only when a test says
+        local_sfn.install(wait_scale=0.0, task_timeouts=False)
         slept = no_sleeps(patch)
         _fast_interpreter(patch)
         api, lambdas = ApiFaults(), LambdaFaults()
@@ -255,10 +260,10 @@ def build_world() -> Iterator[World]:
             lambdas.timeouts_escape(patch),
         ):
             world = _world(api, lambdas, slept)
-            context = _settings_free_context(
+            world.context = _settings_free_context(
                 world, world.dynamodb, boto3.client("sns", region_name="us-east-1")
             )
-            patch.setattr(runner_handlers, "context", lambda: context)
+            patch.setattr(runner_handlers, "context", lambda: world.context)
             handlers = {
                 step: world.lambdas.wrap(step, world.hooked(step, handler))
                 for step, handler in local_sfn.runner_handlers().items()
