@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from shared import constants as c
 from shared.domain.clock import Clock
+from shared.domain.errors import IllegalTransition
 from shared.domain.models import JobError, JobRecord, JobStatus, ProgressDelta
 from shared.jobs.base import JobType, PermanentJobError, UnknownJobType, type_result
 from shared.jobs.registry import JOB_TYPES, job_type
@@ -185,7 +186,14 @@ class JobRunner:
         A job that has ended gives its run slot back and the tenant's next waiting job starts
         (DESIGN §8); an execution superseded by the job's next one (continue-as-new) keeps it.
         """
-        job = self._end(ref, outcome, error, failure)
+        try:
+            job = self._end(ref, outcome, error, failure)
+        except IllegalTransition:
+            # Another writer ended the job between our read and our write (a cancel of a
+            # paused job, the hourly sweep): it ended once, so this execution is done too.
+            job = self._jobs.get(ref)
+            if not job.is_terminal:
+                raise
         if job.is_terminal and self._admission is not None:
             self._admission.release(ref, self.launch)
         return job
@@ -428,6 +436,9 @@ def _cause(raw: str | None) -> dict[str, Any]:
 def _code_of(error_type: str) -> str:
     if error_type == "States.Timeout":
         return "task_timeout"  # the Lambda timed out; "timeout" means the job's timeoutSeconds
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", error_type.replace("States.", "").replace(".", "_"))
+    # A capital starts a word unless it follows a separator: "Lambda.ServiceException" is
+    # lambda_service_exception, not lambda__service_exception.
+    name = error_type.replace("States.", "").replace(".", "_")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
     code = re.sub(r"[^a-z0-9_]", "", snake.lower()).strip("_") or "task_failed"
     return code[:64] if code[0].isalpha() else f"e_{code}"[:64]
