@@ -15,11 +15,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
 from shared.domain.push import wants_push
-from shared.runner.state import RunState, TaskFailure
+from shared.runner.state import RunState, TaskFailure, failure_key
 from shared.runner_wiring import RunnerContext, runner_context
 from shared.services.jobs import JobRef
 
@@ -30,6 +30,23 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 class FailedTaskInput(RunState):
     failure: TaskFailure = Field(default_factory=TaskFailure)
+
+
+class RecordFailureInput(BaseModel):
+    """RecordFailure's Parameters: the failed state and the state entry that identifies the
+    try. An execution started before the entry was added sends the bare state (no identity:
+    recorded as before)."""
+
+    state: FailedTaskInput
+    execution: str = Field(min_length=1)
+    entered: str = Field(min_length=1)
+
+    @classmethod
+    def parse(cls, event: dict[str, Any]) -> tuple[FailedTaskInput, str | None]:
+        if "state" not in event:
+            return FailedTaskInput.model_validate(event), None
+        request = cls.model_validate(event)
+        return request.state, failure_key(request.execution, request.entered)
 
 
 class PrepareInput(RunState):
@@ -87,9 +104,9 @@ def process(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def record_failure(event: dict[str, Any], _context: LambdaContext) -> dict[str, object]:
-    request = FailedTaskInput.model_validate(event)
+    request, key = RecordFailureInput.parse(event)
     _ref(request)
-    decision = context().runner.record_failure(request, request.failure)
+    decision = context().runner.record_failure(request, request.failure, key=key)
     logger.warning("batch failed", extra={"failure": request.failure.Error, "next": decision.next})
     metrics.add_metric(name="BatchFailures", unit=MetricUnit.Count, value=1)
     return decision.to_json()

@@ -230,9 +230,10 @@ def commit_batch(
 
 
 def record_attempt(
-    job: JobRecord, now: datetime, *, error: JobError, wait_ms: int | None
+    job: JobRecord, now: datetime, *, error: JobError, wait_ms: int | None, key: str | None = None
 ) -> JobChange:
-    """Add a failed try of the batch at the job's cursor to its visible attempt history."""
+    """Add a failed try of the batch at the job's cursor to its visible attempt history; `key`
+    (the try's identity) is kept so that a repeated RecordFailure can recognise it."""
     attempt = Attempt(
         attempt=job.failures_at(job.cursor) + 1,
         cursor=job.cursor,
@@ -241,7 +242,7 @@ def record_attempt(
         at=now,
     )
     attempts = [*job.attempts, attempt][-MAX_RECORDED_ATTEMPTS:]
-    return _Draft(job, now).finish(attempts=attempts)
+    return _Draft(job, now).finish(attempts=attempts, recorded_failure=key)
 
 
 def report_progress(

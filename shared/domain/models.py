@@ -300,6 +300,9 @@ class JobRecord(JobState):
     task_token: str | None = None
     # When the Notify step ran (its attempts are in `push_attempts`): it runs once per job.
     notified_at: AwareDatetime | None = None
+    # The identity of the last failed try RecordFailure recorded (`failure_key`): a retried
+    # RecordFailure finds it here and does not count the try twice.
+    recorded_failure: str | None = Field(default=None, max_length=64)
 
     def state(self) -> JobState:
         return JobState.model_validate(

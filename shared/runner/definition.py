@@ -16,17 +16,18 @@ until resume sends the token back; a failed task goes to `RecordFailure`, which 
 attempt on the job and picks a `Backoff` (a `Wait` with the job's own computed delay in
 `$.waitSeconds`) or `Finalize` with the last error.
 
-Every path ends the job (issue 16). A pause is bounded: `AwaitResume` times out after
+Every path ends the job. A pause is bounded: `AwaitResume` times out after
 `$.pauseSeconds` (the job's `maxPauseSeconds`, or less when its `timeoutSeconds` runs out first,
 computed by the task that decided to pause), and `PauseExpired` puts the error decided with it
 (`$.pauseError`: `pause_expired` or `timeout`) where Finalize reads it. Every task retries the
 Lambda service's own errors (AWS's recommended set and timing) and catches the rest: the loop's
 tasks into `RecordFailure`, `RecordFailure` into Finalize, Finalize into `FinalizeFallback` (the
-same function in its fail-safe mode: the least writes that end the job and free its slot). If
-that fails too the execution fails, and the hourly cleanup's dead-execution sweep ends the job
-and frees its slot. The state machine has no overall TimeoutSeconds: every wait in it is
-bounded already (backoffs by the retry policy, pauses by `$.pauseSeconds`), and a timed-out
-execution would leave its job to that same sweep.
+same function in its fail-safe mode: the least writes that end the job and free its slot).
+RecordFailure and Finalize first retry any failure twice: they are idempotent, and a passing
+crash there must not cost a job. If the fallback fails too the execution fails, and the hourly
+cleanup's dead-execution sweep ends the job and frees its slot. The state machine has no
+overall TimeoutSeconds: every wait in it is bounded already (backoffs by the retry policy,
+pauses by `$.pauseSeconds`), and a timed-out execution would leave its job to that same sweep.
 
 After `Finalize` (DESIGN §7): when it says `push` (a completed or failed job whose policy is not
 `never`), `PushGrace` waits the configured grace period (`$.graceSeconds`, from Finalize, so
@@ -65,6 +66,17 @@ _LAMBDA_SERVICE_RETRY: Final = {
     "MaxAttempts": 6,
     "BackoffRate": 2.0,
 }
+# RecordFailure and Finalize are the job's bookkeeping, outside its own retry loop: a crash
+# there (a handler exception, a timeout, a lost invocation) is tried twice more before the
+# Catch, so a passing fault costs nothing. Both are idempotent: RecordFailure recognises a try
+# it recorded already (by the state entry, which a retry does not change), and Finalize ends
+# a job at most once. `States.ALL` must be the last retrier.
+_BOOKKEEPING_RETRY: Final = {
+    "ErrorEquals": ["States.ALL"],
+    "IntervalSeconds": 1,
+    "MaxAttempts": 2,
+    "BackoffRate": 2.0,
+}
 
 
 def _catch(
@@ -73,8 +85,11 @@ def _catch(
     return {"ErrorEquals": [errors], "ResultPath": result_path, "Next": target}
 
 
-def _task(arn: str, *, then: str | None, catch_to: str | None) -> dict[str, Any]:
-    state: dict[str, Any] = {"Type": "Task", "Resource": arn, "Retry": [_LAMBDA_SERVICE_RETRY]}
+def _task(
+    arn: str, *, then: str | None, catch_to: str | None, bookkeeping: bool = False
+) -> dict[str, Any]:
+    retry = [_LAMBDA_SERVICE_RETRY, _BOOKKEEPING_RETRY] if bookkeeping else [_LAMBDA_SERVICE_RETRY]
+    state: dict[str, Any] = {"Type": "Task", "Resource": arn, "Retry": retry}
     if then is None:
         state["End"] = True
     else:
@@ -147,7 +162,16 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
                 "Default": "Finalize",
             },
             "ProcessBatch": _task(arn[PROCESS], then="Control", catch_to="RecordFailure"),
-            "RecordFailure": _task(arn[RECORD_FAILURE], then="Control", catch_to="Finalize"),
+            "RecordFailure": {
+                **_task(arn[RECORD_FAILURE], then="Control", catch_to="Finalize", bookkeeping=True),
+                # The failed try's identity: this state entry (a retry of RecordFailure keeps
+                # it), so a retried RecordFailure does not record the same try twice.
+                "Parameters": {
+                    "state.$": "$",
+                    "execution.$": "$$.Execution.Id",
+                    "entered.$": "$$.State.EnteredTime",
+                },
+            },
             "Backoff": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "ProcessBatch"},
             "BackoffPrepare": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "Prepare"},
             "AwaitResume": _await_resume(arn[AWAIT_RESUME]),
@@ -158,7 +182,7 @@ def job_runner_definition(task_arns: Mapping[str, str]) -> dict[str, Any]:
                 "Next": "Finalize",
             },
             "Finalize": {
-                **_task(arn[FINALIZE], then="PushDecision", catch_to=None),
+                **_task(arn[FINALIZE], then="PushDecision", catch_to=None, bookkeeping=True),
                 "Catch": [_catch("FinalizeFallback", "$.finalizeFailure")],
             },
             # Finalize in its fail-safe mode (it sees `finalizeFailure`); uncaught on purpose:

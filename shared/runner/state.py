@@ -12,6 +12,7 @@ whatever mix of batches, failed attempts, backoffs and pauses got it there.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from enum import StrEnum
 from typing import Final
@@ -87,6 +88,12 @@ class TaskFailure(BaseModel):
 
     Error: str = "States.TaskFailed"
     Cause: str | None = None
+
+
+def failure_key(execution_arn: str, entered: str) -> str:
+    """A failed try's identity: the execution and the time its RecordFailure state was entered
+    (a retry of the state keeps both), hashed to a short, opaque key kept on the job."""
+    return hashlib.sha256(f"{execution_arn}@{entered}".encode()).hexdigest()[:32]
 
 
 _NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")

@@ -229,12 +229,13 @@ class JobService:
         error: JobError,
         *,
         wait_ms: int | None,
+        key: str | None = None,
         current: JobRecord | None = None,
     ) -> JobRecord:
         return self._mutate(
             ref,
             lambda job: lifecycle.record_attempt(
-                job, self._clock.now(), error=error, wait_ms=wait_ms
+                job, self._clock.now(), error=error, wait_ms=wait_ms, key=key
             ),
             current,
         )

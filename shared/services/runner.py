@@ -138,23 +138,33 @@ class JobRunner:
             return self._hand_over(ref, run, committed)
         return self._decided(run, decided)
 
-    def record_failure(self, run: RunState, failure: TaskFailure) -> RunState:
-        """Record a failed try; pick the job's backoff, or finish failed with the last error."""
+    def record_failure(
+        self, run: RunState, failure: TaskFailure, *, key: str | None = None
+    ) -> RunState:
+        """Record a failed try; pick the job's backoff, or finish failed with the last error.
+
+        `key` identifies the try (`failure_key`): when RecordFailure is retried after it
+        recorded the try already, the same decision is taken again and nothing is counted twice.
+        """
         ref = JobRef(run.tenant_id, run.job_id)
         # The failed task's own events; AwaitResume's were counted when the pause was decided.
         failed_task = 0 if run.next is Next.PAUSE else c.EVENTS_TASK
-        decision = self._record_failure(ref, failure)
+        decision = self._record_failure(ref, failure, key)
         return run.carried(decision, events=failed_task + _loop_events(decision))
 
-    def _record_failure(self, ref: JobRef, failure: TaskFailure) -> RunState:
+    def _record_failure(self, ref: JobRef, failure: TaskFailure, key: str | None) -> RunState:
         job = self._jobs.get(ref)
         if job.is_terminal:
             return self._state(job, Next.FINALIZE, Outcome.NONE)
-        error, permanent = describe_failure(failure)
-        failures = job.failures_at(job.cursor)
-        retry = not permanent and failures < job.retry.max_retries
-        wait_ms = job.retry.backoff_ms(failures) if retry else None
-        job = self._jobs.record_attempt(ref, error, wait_ms=wait_ms, current=job)
+        if key is not None and job.recorded_failure == key and job.attempts:
+            recorded = job.attempts[-1]  # this very try, recorded by an earlier invocation
+            error, wait_ms = recorded.error, recorded.wait_ms
+        else:
+            error, permanent = describe_failure(failure)
+            failures = job.failures_at(job.cursor)
+            retry = not permanent and failures < job.retry.max_retries
+            wait_ms = job.retry.backoff_ms(failures) if retry else None
+            job = self._jobs.record_attempt(ref, error, wait_ms=wait_ms, key=key, current=job)
         if wait_ms is None:
             return self._state(job, Next.FINALIZE, Outcome.FAILED, error=error)
         again = Next.RETRY_PREPARE if job.status is JobStatus.QUEUED else Next.RETRY

@@ -7,9 +7,10 @@ It covers exactly what the definition uses: Task (plain Lambda ARN, and
 `lambda:invoke.waitForTaskToken` parked until `send_task_success` or its TimeoutSeconds(Path)
 passes on the injected clock), Choice (StringEquals, BooleanEquals), Wait (advances the clock),
 Pass, Succeed, Fail, Parameters with `.$` paths (`$`, `$.a.b`, `$$.Execution.Id`,
-`$$.Task.Token`), InputPath, ResultPath, Retry (ErrorEquals, MaxAttempts; intervals are not
-slept) and Catch. It is also the runner's `ExecutionGateway` (start, send_task_success) and the
-cleanup's `ExecutionStatuses`, with Step Functions' rules: a name starts one execution ever.
+`$$.Task.Token`, `$$.State.EnteredTime`), InputPath, ResultPath, Retry (ErrorEquals,
+MaxAttempts; intervals are not slept) and Catch. It is also the runner's `ExecutionGateway`
+(start, send_task_success) and the cleanup's `ExecutionStatuses`, with Step Functions' rules: a
+name starts one execution ever.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Execution:
     deadline: datetime | None = None
     released: Any = None
     steps: int = 0
+    # `$$.State.EnteredTime`: set on entering a state, kept by its retries (as in AWS); the
+    # entry count keeps two entries apart when the test clock did not move between them.
+    entries: int = 0
+    entered: str = ""
 
 
 def resolve(path: str, data: Any, context: Mapping[str, Any]) -> Any:
@@ -108,7 +113,9 @@ class Interpreter:
         arn = ARN_PREFIX + name
         if arn not in self.executions:  # a name starts one execution, ever
             start = self.definition["StartAt"]
-            self.executions[arn] = Execution(arn, start, json.loads(json.dumps(run_input)))
+            execution = Execution(arn, start, json.loads(json.dumps(run_input)))
+            execution.entered = f"{self.clock.now().isoformat()}#0"
+            self.executions[arn] = execution
         return StartedExecution(arn, running=self.executions[arn].status == "RUNNING")
 
     def send_task_success(self, task_token: str, output: dict[str, Any]) -> bool:
@@ -181,13 +188,19 @@ class Interpreter:
             execution.status = "SUCCEEDED"
         else:
             execution.state = target
+            execution.entries += 1
+            execution.entered = f"{self.clock.now().isoformat()}#{execution.entries}"
 
     def _task(self, execution: Execution, state: dict[str, Any]) -> None:
         token: str | None = None
         if state["Resource"] == WAIT_FOR_TOKEN:
             self._tokens += 1
             token = f"token-{self._tokens}"
-        context = {"Execution": {"Id": execution.arn}, "Task": {"Token": token}}
+        context = {
+            "Execution": {"Id": execution.arn},
+            "State": {"EnteredTime": execution.entered, "Name": execution.state},
+            "Task": {"Token": token},
+        }
         data = execution.data
         if "InputPath" in state:
             data = resolve(state["InputPath"], data, context)

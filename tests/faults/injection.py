@@ -99,7 +99,7 @@ class LambdaFaults:
 
     def wrap(self, step: str, handler: TaskHandler) -> TaskHandler:
         def faulty(event: dict[str, Any], context: Any) -> Any:
-            fault = self._take(step, str(event.get("jobId", "")))
+            fault = self._take(step, job_of(event))
             if fault is None:
                 return handler(event, context)
             if fault is LambdaFault.DUPLICATE:
@@ -232,6 +232,12 @@ class _NoSleep(types.ModuleType):
 
     def sleep(self, seconds: float) -> None:
         self._slept.append(seconds)
+
+
+def job_of(event: dict[str, Any]) -> str:
+    """The job a task event is for (RecordFailure's state sits under `state`)."""
+    state = event.get("state")
+    return str((state if isinstance(state, dict) else event).get("jobId", ""))
 
 
 def no_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:

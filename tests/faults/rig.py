@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pytest
 
@@ -29,11 +29,12 @@ from shared.runner_wiring import RunnerContext
 from shared.services.admission import Admission
 from shared.services.cleanup import Cleanup
 from shared.services.jobs import JobRef, JobService
+from shared.services.ports import DeviceStore, PushGateway
 from shared.services.push import PushNotifier
 from shared.services.runner import JobRunner
 from tests.faults import invariants as inv
 from tests.faults.asl import Interpreter
-from tests.faults.injection import LambdaFaults
+from tests.faults.injection import LambdaFaults, job_of
 from tests.faults.memory import MemoryJobStore, MemoryRunQueue, MemoryRunSlots
 
 FUNCTION_ARN: Final = "arn:aws:lambda:us-east-1:123456789012:function:tether-job-runner-{}"
@@ -127,7 +128,7 @@ class Rig:
     def hooked(self, step: str, handler: local_sfn.TaskHandler) -> local_sfn.TaskHandler:
         def run(event: dict[str, Any], context: Any) -> Any:
             answer = handler(event, context)
-            for hook in list(self.hooks.get(str(event.get("jobId")), [])):
+            for hook in list(self.hooks.get(job_of(event), [])):
                 hook(step, event)
             return answer
 
@@ -221,10 +222,10 @@ def rig_context() -> Iterator[Rig]:
         nobody = NoDevices()
         notifier = PushNotifier(
             jobs=rig.service,
-            devices=nobody,
-            gateway=nobody,
+            devices=cast("DeviceStore", nobody),
+            gateway=cast("PushGateway", nobody),  # never called: nobody has a device
             cursors=nobody,
-            clock=rig.clock,  # type: ignore[arg-type]
+            clock=rig.clock,
         )
         rig.context = RunnerContext(runner=rig.runner, notifier=notifier, push_grace_seconds=0)
         patch.setattr(runner_handlers, "context", lambda: rig.context)

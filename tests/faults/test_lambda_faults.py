@@ -42,6 +42,9 @@ NOT_RETRIED: Final = frozenset({LambdaFault.TIMEOUT, LambdaFault.HANDLER, Lambda
 TIMES: Final = {"once": 1, "twice": 2, "always": ALWAYS}
 # Tasks inside the job's retry loop: a transient fault there costs a retry, not the job.
 LOOP_STEPS: Final = frozenset({d.PREPARE, d.PROCESS, d.AWAIT_RESUME})
+# The bookkeeping tasks retry any failure twice themselves (idempotently): a fault that passes
+# within that costs nothing either.
+BOOKKEEPING_STEPS: Final = frozenset({d.RECORD_FAILURE, d.FINALIZE})
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def _expect(case: Case, outcome: dict[str, Any]) -> None:
         assert (outcome["status"], outcome["error"]) == ("failed", "pause_expired"), outcome
         return
     transient = case.times != ALWAYS
-    retried = case.step in LOOP_STEPS or case.fault in RETRIED_BY_STEP_FUNCTIONS
+    retried = case.step in LOOP_STEPS | BOOKKEEPING_STEPS or case.fault in RETRIED_BY_STEP_FUNCTIONS
     if case.fault is LambdaFault.DUPLICATE or case.step == d.NOTIFY or (transient and retried):
         # a retry absorbs it (Step Functions' for service errors, the job's own otherwise), a
         # duplicate changes nothing, and a push never fails a job

@@ -284,7 +284,7 @@ def _fast_interpreter(patch: pytest.MonkeyPatch) -> None:
     def entrypoint(worker: ExecutionWorker) -> Any:
         return parse(worker._evaluation_details.state_machine_details.definition)
 
-    build = lambda_eval_utils.boto_client_for
+    build = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]  # moto's own import
     clients = functools.lru_cache(maxsize=4)(
         lambda region, service: build(region=region, service=service)
     )

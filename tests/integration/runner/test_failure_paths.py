@@ -27,6 +27,8 @@ from tests.integration.runner.harness import BATCH_SIZE, TENANT, Stack, lambda_e
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+# Finalize retries any failure twice before its Catch (the definition's bookkeeping retry).
+FINALIZE_RETRIES = 2
 # One run slot for the tenant: a second job waits until the first one's slot is given back.
 ONE_SLOT = pytest.mark.parametrize("max_running", [1])
 
@@ -189,10 +191,44 @@ def test_a_retried_await_resume_parks_the_job_on_the_new_token(stack: Stack) -> 
     assert stack.states_entered(arn).count("AwaitResume") == 1
 
 
+def test_a_finalize_that_crashes_once_is_retried_and_the_job_completes(stack: Stack) -> None:
+    # Given Finalize's function times out once (not a Lambda-service error)
+    stack.faults["finalize"] = [lambda_error("Sandbox.Timedout", "Task timed out after 30 s")]
+    ref = stack.create({"items": 200})
+    assert stack.runner.admit(ref)
+
+    # When the job runs to its end
+    job = stack.wait_for_job(ref, JobStatus.COMPLETED)
+
+    # Then Finalize's own retry (1 s) absorbed the crash: completed, not finalize_failed
+    assert local_sfn.requested_retries() == [1]
+    assert job.error is None
+    _assert_ended(stack, ref, JobStatus.COMPLETED, processed=200)
+    assert "FinalizeFallback" not in stack.states_entered(job.execution_arn or "")
+
+
+def test_a_record_failure_lost_after_it_recorded_the_try_counts_it_once(stack: Stack) -> None:
+    # Given a job allowed one retry whose first batch fails once, and RecordFailure's
+    # invocation lost after the function recorded that try (Step Functions sees an error)
+    stack.faults_after["record_failure"] = [lambda_error("Lambda.Unknown", "lost invocation")]
+    ref = stack.create({"items": 200, "transientFailures": [0]}, retry=RetryPolicy(max_retries=1))
+    assert stack.runner.admit(ref)
+
+    # When the job runs to its end
+    job = stack.wait_for_job(ref, JobStatus.COMPLETED)
+
+    # Then the retried RecordFailure found its try recorded: one attempt, the job's one retry
+    # used once, and the job completed
+    assert [(a.attempt, a.cursor) for a in job.attempts] == [(1, 0)]
+    assert local_sfn.requested_retries()[0] == 1
+    _assert_ended(stack, ref, JobStatus.COMPLETED, processed=200)
+
+
 @ONE_SLOT
 def test_a_failing_finalize_ends_the_job_through_its_fallback(stack: Stack) -> None:
-    # Given Finalize's function times out (not a Lambda-service error: no retry)
-    stack.faults["finalize"] = [lambda_error("Sandbox.Timedout", "Task timed out after 30 s")]
+    # Given Finalize's function times out on every try (its own retries included)
+    timed_out = lambda_error("Sandbox.Timedout", "Task timed out after 30 s")
+    stack.faults["finalize"] = [timed_out] * (1 + FINALIZE_RETRIES)
     ref, waiting = stack.create({"items": 200}), stack.create({"items": 100})
     assert (stack.runner.admit(ref), stack.runner.admit(waiting)) == (True, False)
 
@@ -212,9 +248,9 @@ def test_a_failing_finalize_ends_the_job_through_its_fallback(stack: Stack) -> N
 def test_when_the_fallback_fails_too_the_cleanup_ends_the_job_and_frees_its_slot(
     stack: Stack, dynamodb: DynamoDBClient, table_names: dict[str, str]
 ) -> None:
-    # Given Finalize and its fallback both fail: the execution fails under a running job
+    # Given Finalize (every try) and its fallback fail: the execution fails under a running job
     broken = lambda_error("Sandbox.Timedout", "Task timed out after 30 s")
-    stack.faults["finalize"] = [broken, broken]
+    stack.faults["finalize"] = [broken] * (1 + FINALIZE_RETRIES + 1)
     ref, waiting = stack.create({"items": 200}), stack.create({"items": 100})
     assert (stack.runner.admit(ref), stack.runner.admit(waiting)) == (True, False)
     arn = stack.wait_for_job(ref, JobStatus.RUNNING).execution_arn or ""
