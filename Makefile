@@ -9,6 +9,10 @@ PY     := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Python may cache compiled modules: every test worker and every `tether dev` the tests start
+# imports boto3, moto and the CDK, which costs seconds each when compiled again every time
+# (some machines set PYTHONDONTWRITEBYTECODE for everything).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: dev test pytest install lint typecheck unit integration infra-test browser-deps browser-test \
 	bench synth deploy destroy clean

@@ -1,12 +1,14 @@
-"""In-memory job store, run slots and run queue with DynamoDB's semantics, for the stateful
-test's 1,000 examples (moto costs ~5 ms per GetItem and ~20 ms per transaction here, which
-would make them minutes; the moto-backed variant of the same machine runs fewer examples).
+"""In-memory job store, run slots, run queue and connection store with DynamoDB's semantics,
+for the property tests' 1,000 examples (the stateful runner test, the recovery property): moto
+costs ~2 ms per GetItem and ~5 ms per query here, which would make them minutes; the
+moto-backed variant of each runs fewer examples over the real adapters.
 
 What matters is kept exactly: a commit applies only at the version it was computed from and
 appends its messages all-or-nothing, a seq is never overwritten, a lost race hands back the
-current record (ALL_OLD), expired messages are not served, a slot is a set member taken only
-under the limit. `before_commit` lets a test land a concurrent write between a task's read and
-its commit, and `fail_commits` make the next commits fail as throttled ones do once botocore's
+current record (ALL_OLD), expired messages, connections and subscriptions are not served, a
+delivery cursor only moves forward within an epoch, a slot is a set member taken only under the
+limit. `before_commit` lets a test land a concurrent write between a task's read and its
+commit, and `fail_commits` make the next commits fail as throttled ones do once botocore's
 retries are spent.
 """
 
@@ -19,12 +21,21 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
+from shared.adapters.dynamo_connections import CONNECTION_TTL
 from shared.constants import MESSAGE_TTL_SECONDS
+from shared.domain.auth import Principal
 from shared.domain.envelope import Envelope
 from shared.domain.errors import JobAlreadyExists, JobNotFound, StaleJob
 from shared.domain.lifecycle import JobChange
 from shared.domain.models import JobRecord, JobStatus
-from shared.services.ports import JobFilter, JobPage, MessagePage
+from shared.services.ports import (
+    ConnectionRecord,
+    DeliveryCursor,
+    JobFilter,
+    JobPage,
+    MessagePage,
+    Subscriber,
+)
 
 Key = tuple[str, str]
 
@@ -167,3 +178,63 @@ class MemoryRunQueue:
                 for (tenant, _), job in self.store.jobs.items()
                 if job.status is JobStatus.QUEUED
             }
+
+
+@dataclass
+class MemoryConnectionStore:
+    """`shared.services.websocket.ConnectionStore` (plus the dispatcher's `subscribers`) in
+    memory, with the DynamoDB adapter's rules: a connection and its subscriptions expire
+    together, expired ones are never read, a delivery cursor only moves forward within an epoch
+    (a new epoch starts over)."""
+
+    connections: dict[str, ConnectionRecord] = field(default_factory=dict)
+    subscriptions: dict[str, dict[Key, int]] = field(default_factory=dict)  # → expiresAt
+    cursors: dict[tuple[str, str, str], DeliveryCursor] = field(default_factory=dict)
+
+    def connect(self, connection_id: str, principal: Principal, now: datetime) -> None:
+        expires = int((now + CONNECTION_TTL).timestamp())
+        self.connections[connection_id] = ConnectionRecord(
+            connection_id, principal, int(now.timestamp()), expires
+        )
+
+    def get(self, connection_id: str, now: datetime) -> ConnectionRecord | None:
+        record = self.connections.get(connection_id)
+        return record if record is not None and record.expires_at > now.timestamp() else None
+
+    def disconnect(self, connection_id: str) -> int:
+        gone = len(self.subscriptions.pop(connection_id, {}))
+        return gone + (self.connections.pop(connection_id, None) is not None)
+
+    def subscribe(self, connection: ConnectionRecord, job_id: str, now: datetime) -> None:  # noqa: ARG002 - the port's signature
+        key = (connection.principal.tenant_id, job_id)
+        self.subscriptions.setdefault(connection.connection_id, {})[key] = connection.expires_at
+
+    def unsubscribe(self, connection_id: str, tenant_id: str, job_id: str) -> None:
+        self.subscriptions.get(connection_id, {}).pop((tenant_id, job_id), None)
+
+    def subscribers(self, tenant_id: str, job_id: str, now: datetime) -> list[Subscriber]:
+        return [
+            Subscriber(
+                connection_id, tenant_id, self.connections[connection_id].principal.subject, job_id
+            )
+            for connection_id, keys in self.subscriptions.items()
+            if keys.get((tenant_id, job_id), 0) > now.timestamp()
+        ]
+
+    def cursor(self, tenant_id: str, subject: str, job_id: str) -> DeliveryCursor | None:
+        return self.cursors.get((tenant_id, subject, job_id))
+
+    def advance_cursor(
+        self,
+        tenant_id: str,
+        subject: str,
+        job_id: str,
+        cursor: DeliveryCursor,
+        now: datetime,  # noqa: ARG002 - the port's signature
+    ) -> bool:
+        key = (tenant_id, subject, job_id)
+        current = self.cursors.get(key)
+        if current is not None and current.epoch == cursor.epoch and current.seq >= cursor.seq:
+            return False
+        self.cursors[key] = cursor
+        return True

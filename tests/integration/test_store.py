@@ -168,6 +168,28 @@ def test_a_stale_writer_retries_against_the_current_record(
     assert service.get(ref) == after
 
 
+def test_a_change_without_messages_from_a_stale_version_is_refused(
+    service: JobService, store: DynamoJobStore, clock: ManualClock
+) -> None:
+    # Given a running job and two changes computed from the same version that add no message
+    # (no seq can collide: only the version condition stands between them)
+    job = _create(service)
+    ref = _ref(job)
+    running = service.start(ref, total=10)
+    error = JobError(code="item_unavailable", message="try again")
+    first = lifecycle.record_attempt(running, clock.now(), error=error, wait_ms=1000)
+    second = lifecycle.record_attempt(running, clock.now(), error=error, wait_ms=2000)
+    assert first.messages == second.messages == ()
+
+    # When both are committed
+    store.commit(first)
+    with pytest.raises(StaleJob):
+        store.commit(second)
+
+    # Then the first stands and the second was not written over it
+    assert service.get(ref).attempts == first.job.attempts
+
+
 def test_cancel_twice_writes_one_status_message(service: JobService) -> None:
     job = _create(service)
     ref = _ref(job)

@@ -63,15 +63,19 @@ def test_every_task_retries_lambda_service_errors_as_aws_recommends_and_catches_
         "FinalizeFallback",
         "Notify",
     }
+    service_retry = {
+        "ErrorEquals": LAMBDA_SERVICE_ERRORS,
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2.0,
+    }
+    # the bookkeeping tasks (idempotent) also retry any other failure twice before the Catch
+    any_failure = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}
     for name, task in tasks.items():
-        assert task["Retry"] == [
-            {
-                "ErrorEquals": LAMBDA_SERVICE_ERRORS,
-                "IntervalSeconds": 2,
-                "MaxAttempts": 6,
-                "BackoffRate": 2.0,
-            }
-        ], name
+        if name in {"RecordFailure", "Finalize"}:
+            assert task["Retry"] == [service_retry, {**any_failure, "BackoffRate": 2.0}], name
+        else:
+            assert task["Retry"] == [service_retry], name
         if name == "FinalizeFallback":
             # the last resort: if it fails, the execution fails and the cleanup ends the job
             assert "Catch" not in task
