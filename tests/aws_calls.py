@@ -274,9 +274,10 @@ def _role(resource: str) -> str:
 
 
 def _bucket(resource: str) -> str:
-    _bucket_name, slash, key = resource.partition("/")
+    """Tether reads one bucket: its name, and the key's first folder (`imports/`), kept."""
+    _name, slash, key = resource.partition("/")
     prefix, inner, _ = key.partition("/")
-    return f"imports{slash}{prefix}{inner}{ID if inner else ''}"
+    return f"import-bucket{slash}{prefix}{inner}{ID if inner else ''}"
 
 
 def _sns(resource: str) -> str:

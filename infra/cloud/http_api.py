@@ -35,7 +35,7 @@ from infra.cloud.lambda_function import acknowledge_index_access, tether_functio
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.push import PushConfig
 from infra.cloud.schedules import Schedules
-from infra.cloud.secrets import Secrets
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 
@@ -141,7 +141,7 @@ class HttpApi(Construct):
         for key in TABLE_KEYS:
             storage.tables[key].grant_read_write_data(self.function)
         for secret in (self.resume_signing_key, self.cursor_secret):
-            secret.grant_read(self.function)
+            grant_key_read(secret, self.function)
         # POST /jobs starts the execution; resume and cancel release a parked AwaitResume.
         state_machine.grant(self.function, "states:StartExecution", "states:SendTaskSuccess")
         schedules.let_schedule(self.function)

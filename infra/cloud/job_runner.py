@@ -40,7 +40,7 @@ from constructs import Construct
 from infra.cloud.lambda_function import ignore_redundant_role_dependency, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.push import PushConfig
-from infra.cloud.secrets import Secrets
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 from shared.runner.definition import (
@@ -216,7 +216,7 @@ class JobRunner(Construct):
             function.add_to_role_policy(
                 iam.PolicyStatement(actions=list(TABLE_ACTIONS), resources=table_arns)
             )
-            secrets.cursor_secret.grant_read(function)
+            grant_key_read(secrets.cursor_secret, function)
             if step == NOTIFY:
                 function.add_to_role_policy(
                     iam.PolicyStatement(

@@ -17,8 +17,9 @@
   so retries and a redrive never start a job twice. `Observability` alarms on its depth.
 * The grants the rest of the stack needs for all this: the HTTP function may create, update and
   delete schedules in the group only, and pass the execution role to Scheduler only; Finalize
-  gives a run slot back and starts the next waiting job; Prepare and ProcessBatch read objects
-  under `imports/` of the import bucket (GetObject on that prefix only, nothing else in S3).
+  gives a run slot back and starts the next waiting job; Prepare, ProcessBatch and Finalize read
+  objects under `imports/` of the import bucket (GetObject on that prefix only, nothing else in
+  S3): Finalize reads a csv_import's object again for the first row errors of its result.
   The HTTP function and the launcher get the bucket's name: a csv_import job may name only
   its own tenant's `imports/{tenantId}/` there.
 
@@ -54,7 +55,7 @@ from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import acknowledge_index_access, nag_arn, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.queues import dead_letter_queue
-from infra.cloud.secrets import Secrets
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 from shared.adapters.dynamo_maintenance import QUEUE_INDEX
@@ -87,6 +88,11 @@ HTTP_ENVIRONMENT_KEYS: Final = (
     c.ENV_SCHEDULER_DLQ_ARN,
     c.ENV_MAX_RUNNING_PER_TENANT,
 )
+
+
+# The tasks that read a csv_import's object: count its rows, process them, and (Finalize)
+# read it again for the first row errors of the job's result.
+IMPORT_READERS: Final = (PREPARE, PROCESS, FINALIZE)
 
 
 class Schedules(Construct):
@@ -148,7 +154,7 @@ class Schedules(Construct):
             log_retention=log_retention,
         )
         for function in (self.launcher, self.cleanup):
-            secrets.cursor_secret.grant_read(function)
+            grant_key_read(secrets.cursor_secret, function)
             function.add_to_role_policy(self._start_executions())
         self.cleanup.add_to_role_policy(
             iam.PolicyStatement(
@@ -356,7 +362,7 @@ class Schedules(Construct):
             )
         )
         finalize.add_to_role_policy(self._start_executions())
-        for step in (PREPARE, PROCESS):
+        for step in IMPORT_READERS:
             job_runner.functions[step].add_to_role_policy(self._read_imports())
 
     def _read_imports(self) -> iam.PolicyStatement:
@@ -388,7 +394,7 @@ class Schedules(Construct):
                 "names are job ids), to fail jobs whose execution died.",
             )
         )
-        for step in (PREPARE, PROCESS):
+        for step in IMPORT_READERS:
             role = job_runner.functions[step].role
             assert role is not None
             bucket = nag_arn(role, self.imports, self.imports.bucket_arn)

@@ -41,7 +41,7 @@ from infra.cloud.lambda_function import (
 )
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.queues import dead_letter_queue
-from infra.cloud.secrets import Secrets
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 
@@ -170,7 +170,7 @@ class WebSocketApi(Construct):
             },
             Duration.seconds(10),
         )
-        secrets.resume_signing_key.grant_read(self.authorizer_function)
+        grant_key_read(secrets.resume_signing_key, self.authorizer_function)
 
         self.handler_function = function(
             "HandlerFunction",
@@ -190,7 +190,7 @@ class WebSocketApi(Construct):
         )
         for key in HANDLER_TABLE_KEYS:
             storage.tables[key].grant_read_write_data(self.handler_function)
-        secrets.cursor_secret.grant_read(self.handler_function)
+        grant_key_read(secrets.cursor_secret, self.handler_function)
         self._grant_post_to_connections(self.handler_function, stage_name)
         # Cancel over WebSocket as over HTTP: a paused job's parked execution is let go
         # (SendTaskSuccess), so it ends and frees its run slot (`JobRunner.cancel`).
