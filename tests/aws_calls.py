@@ -229,6 +229,7 @@ def canonical(request: Request) -> Request:
     return action, canonical_arn(resource), conditions
 
 
+@functools.lru_cache(maxsize=4096)  # ids repeat little, names a lot: keep it cheap per call
 def canonical_arn(arn: str) -> str:
     """`arn` with this test's names replaced by the role each resource plays in Tether."""
     match = _ARN.match(arn)
