@@ -78,6 +78,9 @@ class Roles:
     def __init__(self, stack: SynthesizedStack) -> None:
         self.stack = stack
         self.resources: dict[str, Any] = stack.template.to_json()["Resources"]
+        self._policies = [
+            policy["Properties"] for policy in stack.resources("AWS::IAM::Policy").values()
+        ]
         self.tables = {
             stack.logical_id_of_construct(table): key
             for key, table in stack.built.stateful.storage.tables.items()
@@ -96,8 +99,7 @@ class Roles:
     def statements(self, role: str) -> list[Statement]:
         documents = [
             policy["PolicyDocument"]
-            for policy in self.stack.resources("AWS::IAM::Policy").values()
-            for policy in [policy["Properties"]]
+            for policy in self._policies
             if {"Ref": role} in policy["Roles"]
         ]
         properties = self.resources[role]["Properties"]
