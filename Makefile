@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: dev test pytest install lint typecheck unit integration infra-test browser-deps browser-test \
-	bench synth deploy destroy clean
+	bench synth deploy destroy clean aws-calls
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,6 +45,11 @@ test: install browser-deps lint
 
 pytest: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadscope
+
+## Add the AWS calls this run's Lambda handlers make to tests/infra/aws_calls.json, which the
+# IAM parity test checks against each function's role (tests/aws_calls.py).
+aws-calls: $(VENV)/.installed
+	TETHER_UPDATE_AWS_CALLS=1 $(PY) -m pytest -n 2 --dist loadscope -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

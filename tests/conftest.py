@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -10,6 +11,7 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from infra.local import dynamo_rules
+from tests import aws_calls
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +81,51 @@ def _dynamodb_as_aws() -> None:
     # moto accepts requests DynamoDB refuses and ends pages differently: every boto3 client
     # of the run meets DynamoDB's rules instead (infra/local/dynamo_rules.py).
     dynamo_rules.install()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_calls_recorded() -> None:
+    # moto enforces no IAM: every call a Lambda entry point makes is recorded, and checked
+    # against its role in the template (tests/aws_calls.py, tests/infra/test_iam_parity.py).
+    aws_calls.install()
+    aws_calls.wrap_entry_points()
+
+
+# `make aws-calls` sets it: write what this run recorded into the committed set, not check it.
+UPDATE_AWS_CALLS: Final = "TETHER_UPDATE_AWS_CALLS"
+_worker_calls: list[aws_calls.Calls] = []
+
+
+def pytest_testnodedown(node: object, error: object) -> None:
+    """An xdist worker ended: keep what it recorded (`pytest_sessionfinish` below)."""
+    output = getattr(node, "workeroutput", {})
+    if "aws_calls" in output:
+        _worker_calls.append(aws_calls.load(output["aws_calls"]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Every call recorded must be in the committed set the IAM test reads (tests/aws_calls.py).
+
+    A worker hands its recording to the controller, which checks the union once, whatever
+    test ran where and in which order.
+    """
+    config = session.config
+    if hasattr(config, "workerinput"):
+        config.workeroutput["aws_calls"] = aws_calls.dump(aws_calls.recorded())  # type: ignore[attr-defined]
+        return
+    calls = aws_calls.merge([aws_calls.recorded(), *_worker_calls])
+    committed = aws_calls.load(aws_calls.COMMITTED.read_text())
+    if os.environ.get(UPDATE_AWS_CALLS):
+        aws_calls.COMMITTED.write_text(aws_calls.dump(aws_calls.merge([committed, calls])))
+        return
+    new = aws_calls.unknown(calls, committed)
+    if new:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "AWS calls missing from tests/infra/aws_calls.json", red=True)
+            reporter.write_line(aws_calls.dump(new))
+            reporter.write_line("Run `make aws-calls`, then tests/infra/test_iam_parity.py.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _SESSION_START = time.time()

@@ -27,13 +27,15 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import cors
+from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import acknowledge_index_access, tether_function
 from infra.cloud.packaging import LambdaPackaging
-from infra.cloud.secrets import Secrets
+from infra.cloud.push import PushConfig
+from infra.cloud.schedules import Schedules
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 
@@ -118,6 +120,9 @@ class HttpApi(Construct):
         packaging: LambdaPackaging,
         secrets: Secrets,
         auth: AuthConfig,
+        job_runner: JobRunner,
+        schedules: Schedules,
+        push: PushConfig,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
         cors_origins: Sequence[str] = (),
@@ -125,13 +130,21 @@ class HttpApi(Construct):
         super().__init__(scope, construct_id)
         self.resume_signing_key = secrets.resume_signing_key
         self.cursor_secret = secrets.cursor_secret
+        state_machine = job_runner.state_machine
         self.function = self._function(
-            storage, packaging, auth, removal_policy=removal_policy, log_retention=log_retention
+            storage,
+            packaging,
+            self._environment(storage, auth, state_machine.state_machine_arn, schedules, push),
+            removal_policy=removal_policy,
+            log_retention=log_retention,
         )
         for key in TABLE_KEYS:
             storage.tables[key].grant_read_write_data(self.function)
         for secret in (self.resume_signing_key, self.cursor_secret):
-            secret.grant_read(self.function)
+            grant_key_read(secret, self.function)
+        # POST /jobs starts the execution; resume and cancel release a parked AwaitResume.
+        state_machine.grant(self.function, "states:StartExecution", "states:SendTaskSuccess")
+        schedules.let_schedule(self.function)
 
         self.api = apigwv2.HttpApi(
             self,
@@ -190,20 +203,11 @@ class HttpApi(Construct):
             description="Base URL of the Tether HTTP API (GET /openapi.json describes it)",
         )
 
-    def start_jobs_on(self, state_machine: sfn.IStateMachine) -> None:
-        """Launch jobs on the JobRunner `state_machine` and resume paused ones (send tokens back).
-
-        A method, not a constructor argument, so the API stays buildable without a runner.
-        """
-        self.function.add_environment(c.ENV_STATE_MACHINE_ARN, state_machine.state_machine_arn)
-        # POST /jobs starts the execution; resume and cancel release a parked AwaitResume.
-        state_machine.grant(self.function, "states:StartExecution", "states:SendTaskSuccess")
-
     def _function(
         self,
         storage: Storage,
         packaging: LambdaPackaging,
-        auth: AuthConfig,
+        environment: dict[str, str],
         *,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
@@ -214,7 +218,7 @@ class HttpApi(Construct):
             handler=HANDLER,
             description="Tether HTTP API: the REST routes of DESIGN §5",
             packaging=packaging,
-            environment=self._environment(storage, auth),
+            environment=environment,
             memory_size=512,
             timeout=Duration.seconds(10),
             removal_policy=removal_policy,
@@ -232,12 +236,23 @@ class HttpApi(Construct):
         )
         return function
 
-    def _environment(self, storage: Storage, auth: AuthConfig) -> dict[str, str]:
+    def _environment(
+        self,
+        storage: Storage,
+        auth: AuthConfig,
+        state_machine_arn: str,
+        schedules: Schedules,
+        push: PushConfig,
+    ) -> dict[str, str]:
+        """The function's whole environment, here only (no other construct adds to it)."""
         return {
             **storage.function_environment(),
             **auth.environment(),
             c.ENV_RESUME_SIGNING_KEY_SECRET_ARN: self.resume_signing_key.secret_arn,
             c.ENV_CURSOR_SECRET_ARN: self.cursor_secret.secret_arn,
+            c.ENV_STATE_MACHINE_ARN: state_machine_arn,
+            **schedules.http_environment(),
+            **push.environment(),
             c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
             c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
         }

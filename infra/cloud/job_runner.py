@@ -39,7 +39,8 @@ from constructs import Construct
 
 from infra.cloud.lambda_function import ignore_redundant_role_dependency, tether_function
 from infra.cloud.packaging import LambdaPackaging
-from infra.cloud.secrets import Secrets
+from infra.cloud.push import PushConfig
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 from shared.runner.definition import (
@@ -76,6 +77,8 @@ TABLE_ACTIONS: Final = (
 )
 
 STATE_MACHINE_NAME_SUFFIX: Final = "JobRunner"
+# What Finalize reads beyond the other tasks: it gives back a run slot under the shared cap.
+FINALIZE_ENVIRONMENT_KEYS: Final = (c.ENV_LIMITS_TABLE, c.ENV_MAX_RUNNING_PER_TENANT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,17 @@ TASK_FUNCTIONS: Final[Mapping[str, TaskFunctionSpec]] = MappingProxyType(
 )
 
 
+def _step_environment(step: str, storage: Storage, push: PushConfig) -> dict[str, str]:
+    """What one task reads beyond the job and its log: Finalize gives back a run slot (limits;
+    `Schedules` grants the admission it does), Notify reads the owner's cursors and devices
+    and publishes to the configured platforms."""
+    if step == FINALIZE:
+        return storage.function_environment("limits")
+    if step == NOTIFY:
+        return {**storage.function_environment(*NOTIFY_TABLE_KEYS), **push.environment()}
+    return {}
+
+
 class JobRunner(Construct):
     """The JobRunner state machine (Standard, logged, traced) and one Lambda per task step."""
 
@@ -154,10 +168,13 @@ class JobRunner(Construct):
         secrets: Secrets,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
-        push_grace_seconds: int = c.DEFAULT_PUSH_GRACE_SECONDS,
+        push: PushConfig,
+        max_running_per_tenant: int = c.DEFAULT_MAX_RUNNING_PER_TENANT,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        # Every function reads the same cap (Schedules hands it to the others).
+        self.max_running_per_tenant = max_running_per_tenant
         # Fixed (see the module docstring); the stack name makes it unique per stage.
         self.state_machine_name = f"{stack.stack_name}-{STATE_MACHINE_NAME_SUFFIX}"
         self.state_machine_arn = stack.format_arn(
@@ -173,7 +190,7 @@ class JobRunner(Construct):
             c.ENV_BATCH_SIZE: str(c.DEFAULT_BATCH_SIZE),
             c.ENV_BATCHES_PER_EXECUTION: str(c.DEFAULT_BATCHES_PER_EXECUTION),
             # Finalize hands it to the PushGrace wait (DESIGN §7).
-            c.ENV_PUSH_GRACE_SECONDS: str(push_grace_seconds),
+            c.ENV_PUSH_GRACE_SECONDS: str(push.grace_seconds),
             c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
             c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
         }
@@ -181,9 +198,9 @@ class JobRunner(Construct):
         self._functions: dict[str, lambda_.Function] = {}
         for step in TASK_STEPS:
             spec = TASK_FUNCTIONS[step]
-            own_environment = dict(environment)
-            if step == NOTIFY:
-                own_environment.update(storage.function_environment(*NOTIFY_TABLE_KEYS))
+            own_environment = {**environment, **_step_environment(step, storage, push)}
+            if step == FINALIZE:
+                own_environment[c.ENV_MAX_RUNNING_PER_TENANT] = str(max_running_per_tenant)
             function = tether_function(
                 self,
                 spec.construct_id,
@@ -199,7 +216,7 @@ class JobRunner(Construct):
             function.add_to_role_policy(
                 iam.PolicyStatement(actions=list(TABLE_ACTIONS), resources=table_arns)
             )
-            secrets.cursor_secret.grant_read(function)
+            grant_key_read(secrets.cursor_secret, function)
             if step == NOTIFY:
                 function.add_to_role_policy(
                     iam.PolicyStatement(

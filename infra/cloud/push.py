@@ -7,7 +7,8 @@ them may be left out (the app synthesizes with none): that platform is then not 
 functions get no variable and no permission for it, and `POST /devices` for it answers 422
 `push_not_configured` (closed, not half-working).
 
-The construct owns the SNS side of two functions built elsewhere:
+The construct owns the SNS permissions of two functions built elsewhere (their constructs set
+their environments, from `PushConfig.environment`):
 * the HTTP API function (devices): create endpoints on the configured applications, read,
   repair and delete their endpoints, and the devices table;
 * the JobRunner's Notify task (built by `JobRunner`, it is a task of the state machine): read
@@ -113,9 +114,6 @@ class Push(Construct):
         self.config = config
         applications = sorted(config.applications.values())
         endpoints = [endpoints_of(arn) for arn in applications]
-        for function in (http_function, notify_function):
-            for key, value in config.environment().items():
-                function.add_environment(key, value)
         # POST /devices and DELETE /devices/{id}: the devices table, and the endpoints.
         storage.tables["devices"].grant_read_write_data(http_function)
         if applications:

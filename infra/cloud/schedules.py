@@ -17,8 +17,9 @@
   so retries and a redrive never start a job twice. `Observability` alarms on its depth.
 * The grants the rest of the stack needs for all this: the HTTP function may create, update and
   delete schedules in the group only, and pass the execution role to Scheduler only; Finalize
-  gives a run slot back and starts the next waiting job; Prepare and ProcessBatch read objects
-  under `imports/` of the import bucket (GetObject on that prefix only, nothing else in S3).
+  gives a run slot back and starts the next waiting job; Prepare, ProcessBatch and Finalize read
+  objects under `imports/` of the import bucket (GetObject on that prefix only, nothing else in
+  S3): Finalize reads a csv_import's object again for the first row errors of its result.
   The HTTP function and the launcher get the bucket's name: a csv_import job may name only
   its own tenant's `imports/{tenantId}/` there.
 
@@ -50,12 +51,11 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.cloud.http_api import HttpApi
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import acknowledge_index_access, nag_arn, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.queues import dead_letter_queue
-from infra.cloud.secrets import Secrets
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 from shared.adapters.dynamo_maintenance import QUEUE_INDEX
@@ -78,7 +78,8 @@ SCHEDULER_ACTIONS: Final = (
     "scheduler:DeleteSchedule",
     "scheduler:GetSchedule",
 )
-# What this construct adds to other constructs' functions' environments.
+# What this construct hands the HTTP function's construct for its environment (Finalize's
+# part is the JobRunner's own).
 HTTP_ENVIRONMENT_KEYS: Final = (
     c.ENV_IMPORT_BUCKET,
     c.ENV_SCHEDULER_GROUP,
@@ -87,7 +88,11 @@ HTTP_ENVIRONMENT_KEYS: Final = (
     c.ENV_SCHEDULER_DLQ_ARN,
     c.ENV_MAX_RUNNING_PER_TENANT,
 )
-FINALIZE_ENVIRONMENT_KEYS: Final = (c.ENV_LIMITS_TABLE, c.ENV_MAX_RUNNING_PER_TENANT)
+
+
+# The tasks that read a csv_import's object: count its rows, process them, and (Finalize)
+# read it again for the first row errors of the job's result.
+IMPORT_READERS: Final = (PREPARE, PROCESS, FINALIZE)
 
 
 class Schedules(Construct):
@@ -99,15 +104,15 @@ class Schedules(Construct):
         storage: Storage,
         packaging: LambdaPackaging,
         secrets: Secrets,
-        http_api: HttpApi,
         job_runner: JobRunner,
         imports: s3.IBucket,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
-        max_running_per_tenant: int = c.DEFAULT_MAX_RUNNING_PER_TENANT,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        max_running_per_tenant = job_runner.max_running_per_tenant
+        self._max_running = max_running_per_tenant
         self._storage = storage
         self._state_machine_arn = job_runner.state_machine_arn
         # Named (not generated) so the IAM resource pattern and the settings can spell it.
@@ -149,7 +154,7 @@ class Schedules(Construct):
             log_retention=log_retention,
         )
         for function in (self.launcher, self.cleanup):
-            secrets.cursor_secret.grant_read(function)
+            grant_key_read(secrets.cursor_secret, function)
             function.add_to_role_policy(self._start_executions())
         self.cleanup.add_to_role_policy(
             iam.PolicyStatement(
@@ -196,9 +201,8 @@ class Schedules(Construct):
             value=self.launcher.function_name,
             description="The launcher Lambda, which a redrive of the launch DLQ invokes",
         )
-        self._let_http_schedule(http_api, max_running_per_tenant)
-        self._let_runner_admit(job_runner, max_running_per_tenant)
-        self._acknowledge_findings(job_runner, http_api)
+        self._let_runner_admit(job_runner)
+        self._acknowledge_findings(job_runner)
 
     # -- functions --------------------------------------------------------------------------
 
@@ -307,17 +311,20 @@ class Schedules(Construct):
             resource_name=f"{self.group_name}/*",
         )
 
-    def _let_http_schedule(self, http_api: HttpApi, max_running: int) -> None:
-        function = http_api.function
-        for key, value in {
+    def http_environment(self) -> dict[str, str]:
+        """What the HTTP function needs to schedule jobs and start imports (its own construct
+        sets it: `HttpApi`)."""
+        return {
             c.ENV_IMPORT_BUCKET: self.imports.bucket_name,
             c.ENV_SCHEDULER_GROUP: self.group.schedule_group_name,
             c.ENV_SCHEDULER_ROLE_ARN: self.role.role_arn,
             c.ENV_LAUNCHER_ARN: self.launcher.function_arn,
             c.ENV_SCHEDULER_DLQ_ARN: self.launch_failures.queue_arn,
-            c.ENV_MAX_RUNNING_PER_TENANT: str(max_running),
-        }.items():
-            function.add_environment(key, value)
+            c.ENV_MAX_RUNNING_PER_TENANT: str(self._max_running),
+        }
+
+    def let_schedule(self, function: lambda_.Function) -> None:
+        """The HTTP `function` may manage this group's schedules and pass them their role."""
         self._storage.tables["schedules"].grant_read_write_data(function)
         function.add_to_role_policy(
             iam.PolicyStatement(actions=list(SCHEDULER_ACTIONS), resources=[self._schedule_arn()])
@@ -329,15 +336,23 @@ class Schedules(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
             )
         )
+        assert function.role is not None
+        Validations.of(function.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:"
+                f"<AWS::Region>:<AWS::AccountId>:schedule/{self.group_name}/*]",
+                reason="Schedules are created at runtime (one per job for later and per "
+                "recurring schedule); the HTTP function reaches this group's schedules only.",
+            )
+        )
 
-    def _let_runner_admit(self, job_runner: JobRunner, max_running: int) -> None:
-        """Finalize frees a slot and launches the next waiting job; imports are read by the
-        tasks that count and process a csv_import."""
+    def _let_runner_admit(self, job_runner: JobRunner) -> None:
+        """Finalize frees a slot and launches the next waiting job (its environment names the
+        limits table and the cap: `JobRunner`); imports are read by the tasks that count and
+        process a csv_import."""
         finalize = job_runner.functions[FINALIZE]
         limits = self._storage.tables["limits"]
         jobs = self._storage.tables["jobs"]
-        finalize.add_environment(c.ENV_LIMITS_TABLE, limits.table_name)
-        finalize.add_environment(c.ENV_MAX_RUNNING_PER_TENANT, str(max_running))
         finalize.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[limits.table_arn])
         )
@@ -347,7 +362,7 @@ class Schedules(Construct):
             )
         )
         finalize.add_to_role_policy(self._start_executions())
-        for step in (PREPARE, PROCESS):
+        for step in IMPORT_READERS:
             job_runner.functions[step].add_to_role_policy(self._read_imports())
 
     def _read_imports(self) -> iam.PolicyStatement:
@@ -358,7 +373,7 @@ class Schedules(Construct):
             resources=[self.imports.arn_for_objects(f"{c.IMPORTS_PREFIX}*")],
         )
 
-    def _acknowledge_findings(self, job_runner: JobRunner, http_api: HttpApi) -> None:
+    def _acknowledge_findings(self, job_runner: JobRunner) -> None:
         stack = Stack.of(self)
         child = self.launcher.node.default_child
         assert isinstance(child, CfnElement)
@@ -379,16 +394,7 @@ class Schedules(Construct):
                 "names are job ids), to fail jobs whose execution died.",
             )
         )
-        assert http_api.function.role is not None
-        Validations.of(http_api.function.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:"
-                f"<AWS::Region>:<AWS::AccountId>:schedule/{self.group_name}/*]",
-                reason="Schedules are created at runtime (one per job for later and per "
-                "recurring schedule); the HTTP function reaches this group's schedules only.",
-            )
-        )
-        for step in (PREPARE, PROCESS):
+        for step in IMPORT_READERS:
             role = job_runner.functions[step].role
             assert role is not None
             bucket = nag_arn(role, self.imports, self.imports.bucket_arn)

@@ -50,7 +50,31 @@ class TetherStack(Stack):
         # One code asset and one dependencies layer, shared by every function of the stack.
         self.packaging = LambdaPackaging(self, "Packaging")
         auth = AuthConfig.from_context(self)
-        # The console's distribution comes first: the API allows its origin (CORS).
+        push_config = PushConfig.from_context(self)
+        # Each function's environment is set by the construct that builds it, from what the
+        # constructs built before it hand over: the runner and the schedules come first.
+        self.job_runner = JobRunner(
+            self,
+            "JobRunner",
+            storage=self.storage,
+            packaging=self.packaging,
+            secrets=self.secrets,
+            push=push_config,
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )
+        self.schedules = Schedules(
+            self,
+            "Schedules",
+            storage=self.storage,
+            packaging=self.packaging,
+            secrets=self.secrets,
+            job_runner=self.job_runner,
+            imports=stateful.imports.bucket,
+            removal_policy=stage.removal_policy,
+            log_retention=stage.log_retention,
+        )
+        # The console's distribution comes before the API, which allows its origin (CORS).
         self.console = WebConsole(self, "Console")
         self.http_api = HttpApi(
             self,
@@ -59,6 +83,9 @@ class TetherStack(Stack):
             packaging=self.packaging,
             secrets=self.secrets,
             auth=auth,
+            job_runner=self.job_runner,
+            schedules=self.schedules,
+            push=push_config,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
             cors_origins=[self.console.origin, *cors_origins_from_context(self)],
@@ -71,37 +98,13 @@ class TetherStack(Stack):
             packaging=self.packaging,
             secrets=self.secrets,
             auth=auth,
+            job_runner=self.job_runner,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
         )
         self.console.publish(
             http_url=self.http_api.url,
             ws_url=self.websocket_api.url,
-            removal_policy=stage.removal_policy,
-            log_retention=stage.log_retention,
-        )
-        push_config = PushConfig.from_context(self)
-        self.job_runner = JobRunner(
-            self,
-            "JobRunner",
-            storage=self.storage,
-            packaging=self.packaging,
-            secrets=self.secrets,
-            removal_policy=stage.removal_policy,
-            log_retention=stage.log_retention,
-            push_grace_seconds=push_config.grace_seconds,
-        )
-        self.http_api.start_jobs_on(self.job_runner.state_machine)
-        self.websocket_api.cancel_jobs_on(self.job_runner.state_machine)
-        self.schedules = Schedules(
-            self,
-            "Schedules",
-            storage=self.storage,
-            packaging=self.packaging,
-            secrets=self.secrets,
-            http_api=self.http_api,
-            job_runner=self.job_runner,
-            imports=stateful.imports.bucket,
             removal_policy=stage.removal_policy,
             log_retention=stage.log_retention,
         )

@@ -30,10 +30,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.cloud.http_api import AccessLogSettings, AuthConfig
+from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import (
     XRAY_ONLY_WILDCARD,
     acknowledge_index_access,
@@ -41,7 +41,7 @@ from infra.cloud.lambda_function import (
 )
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.queues import dead_letter_queue
-from infra.cloud.secrets import Secrets
+from infra.cloud.secrets import Secrets, grant_key_read
 from infra.cloud.storage import Storage
 from shared import constants as c
 
@@ -106,11 +106,13 @@ class WebSocketApi(Construct):
         packaging: LambdaPackaging,
         secrets: Secrets,
         auth: AuthConfig,
+        job_runner: JobRunner,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
         self._storage = storage
+        state_machine = job_runner.state_machine
         self.api = apigwv2.WebSocketApi(
             self,
             "Api",
@@ -168,7 +170,7 @@ class WebSocketApi(Construct):
             },
             Duration.seconds(10),
         )
-        secrets.resume_signing_key.grant_read(self.authorizer_function)
+        grant_key_read(secrets.resume_signing_key, self.authorizer_function)
 
         self.handler_function = function(
             "HandlerFunction",
@@ -178,6 +180,7 @@ class WebSocketApi(Construct):
                 **storage.function_environment(*HANDLER_TABLE_KEYS),
                 c.ENV_CURSOR_SECRET_ARN: secrets.cursor_secret.secret_arn,
                 c.ENV_WEBSOCKET_MANAGEMENT_URL: self.management_url,
+                c.ENV_STATE_MACHINE_ARN: state_machine.state_machine_arn,
                 c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,
             },
@@ -187,8 +190,11 @@ class WebSocketApi(Construct):
         )
         for key in HANDLER_TABLE_KEYS:
             storage.tables[key].grant_read_write_data(self.handler_function)
-        secrets.cursor_secret.grant_read(self.handler_function)
+        grant_key_read(secrets.cursor_secret, self.handler_function)
         self._grant_post_to_connections(self.handler_function, stage_name)
+        # Cancel over WebSocket as over HTTP: a paused job's parked execution is let go
+        # (SendTaskSuccess), so it ends and frees its run slot (`JobRunner.cancel`).
+        state_machine.grant(self.handler_function, "states:SendTaskSuccess")
 
         self.dispatcher_function = function(
             "DispatcherFunction",
@@ -226,18 +232,6 @@ class WebSocketApi(Construct):
             value=self.management_url,
             description="@connections endpoint of the WebSocket stage (where frames are posted)",
         )
-
-    def cancel_jobs_on(self, state_machine: sfn.IStateMachine) -> None:
-        """Cancel over WebSocket as over HTTP: a paused job's parked execution is let go
-        (SendTaskSuccess), so it ends and frees its run slot (`JobRunner.cancel`).
-
-        A method, not a constructor argument, as `HttpApi.start_jobs_on`: the JobRunner is
-        built after the APIs.
-        """
-        self.handler_function.add_environment(
-            c.ENV_STATE_MACHINE_ARN, state_machine.state_machine_arn
-        )
-        state_machine.grant(self.handler_function, "states:SendTaskSuccess")
 
     def _add_routes(self) -> None:
         integration = integrations.WebSocketLambdaIntegration("Handler", self.handler_function)

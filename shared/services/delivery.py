@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import Context, copy_context
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -83,9 +84,17 @@ def deliver(
     def send(connection_id: str) -> tuple[_Result, str | None]:
         return _post_one(connection_id, frame, connections=connections, poster=poster)
 
+    def send_in_context(connection_id: str, context: Context) -> tuple[_Result, str | None]:
+        return context.run(send, connection_id)
+
     workers = max(1, min(max_parallel, len(connection_ids)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-        results = dict(zip(connection_ids, pool.map(send, connection_ids), strict=True))
+        # Each post runs in a copy of the caller's context (a worker thread starts with an
+        # empty one): context variables set for the invocation, such as the entry point the
+        # tests attribute AWS calls to, hold for its posts too.
+        contexts = [copy_context() for _ in connection_ids]
+        posted = pool.map(send_in_context, connection_ids, contexts)
+        results = dict(zip(connection_ids, posted, strict=True))
     return _report(results)
 
 

@@ -9,7 +9,7 @@ placeholder, so the tests need neither uv nor the network.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from aws_cdk import CfnElement, Stack
@@ -18,6 +18,7 @@ from constructs import IConstruct
 
 from infra.app import TetherApp, build_app
 from infra.cloud.packaging import BUNDLE_CONTEXT_KEY
+from infra.cloud.push import APNS_CONTEXT, APNS_SANDBOX_CONTEXT, FCM_CONTEXT, GRACE_CONTEXT
 from infra.cloud.stage import DeploymentStage
 
 
@@ -137,3 +138,23 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
 @pytest.fixture(scope="session")
 def prod_stack(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
     return _synthesize(DeploymentStage.PROD, tmp_path_factory.mktemp("cdk-prod"))
+
+
+APNS: Final = "arn:aws:sns:eu-west-1:123456789012:app/APNS/tether-prod"
+APNS_SANDBOX: Final = "arn:aws:sns:eu-west-1:123456789012:app/APNS_SANDBOX/tether-dev"
+FCM: Final = "arn:aws:sns:eu-west-1:123456789012:app/GCM/tether-android"
+
+
+@pytest.fixture(scope="session")
+def push_stack(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
+    """The dev stack with all three push applications configured (the dev stack has none)."""
+    outdir = tmp_path_factory.mktemp("cdk-push")
+    context = {
+        "stage": "dev",
+        BUNDLE_CONTEXT_KEY: False,
+        APNS_CONTEXT: APNS,
+        APNS_SANDBOX_CONTEXT: APNS_SANDBOX,
+        FCM_CONTEXT: FCM,
+        GRACE_CONTEXT: 20,
+    }
+    return synthesize(build_app(context=context, outdir=str(outdir)), outdir)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from infra.cloud.job_runner import NOTIFY_TABLE_KEYS, TABLE_KEYS, TASK_FUNCTIONS
-from infra.cloud.schedules import FINALIZE_ENVIRONMENT_KEYS
+from infra.cloud.job_runner import (
+    FINALIZE_ENVIRONMENT_KEYS,
+    NOTIFY_TABLE_KEYS,
+    TABLE_KEYS,
+    TASK_FUNCTIONS,
+)
 from shared import constants as c
 from shared.runner.definition import NOTIFY, TASK_STEPS, job_runner_definition
 

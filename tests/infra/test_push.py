@@ -1,24 +1,20 @@
 """CDK tests of the `Push` construct: configuration from context, SNS permissions scoped to the
 configured platform applications and their endpoints, and the Notify task's wiring.
 
-A stack with all three applications configured is synthesized once here, with the cdk-nag
-plugin like every synth (a finding fails it); the shared dev stack has none configured.
+The stack with all three applications configured is tests/infra/conftest.py's `push_stack`
+(the IAM parity test reads it too); the shared dev stack has none configured.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import App
 
-from infra.app import build_app
-from infra.cloud.packaging import BUNDLE_CONTEXT_KEY
 from infra.cloud.push import (
     APNS_CONTEXT,
-    APNS_SANDBOX_CONTEXT,
     FCM_CONTEXT,
     GRACE_CONTEXT,
     PushConfig,
@@ -27,30 +23,12 @@ from infra.cloud.push import (
 from shared import constants as c
 from shared.domain.models import Platform
 from shared.runner.definition import NOTIFY
-from tests.infra.conftest import SynthesizedStack, synthesize
+from tests.infra.conftest import APNS, APNS_SANDBOX, FCM, SynthesizedStack
 
-APNS = "arn:aws:sns:eu-west-1:123456789012:app/APNS/tether-prod"
-APNS_SANDBOX = "arn:aws:sns:eu-west-1:123456789012:app/APNS_SANDBOX/tether-dev"
-FCM = "arn:aws:sns:eu-west-1:123456789012:app/GCM/tether-android"
 APPLICATIONS = sorted((APNS, APNS_SANDBOX, FCM))
 ENDPOINTS = sorted(endpoints_of(arn) for arn in APPLICATIONS)
 FUNCTION = "AWS::Lambda::Function"
 POLICY = "AWS::IAM::Policy"
-
-
-@pytest.fixture(scope="module")
-def push_stack(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
-    outdir: Path = tmp_path_factory.mktemp("cdk-push")
-    context = {
-        "stage": "dev",
-        BUNDLE_CONTEXT_KEY: False,
-        APNS_CONTEXT: APNS,
-        APNS_SANDBOX_CONTEXT: APNS_SANDBOX,
-        FCM_CONTEXT: FCM,
-        GRACE_CONTEXT: 20,
-    }
-    built = build_app(context=context, outdir=str(outdir))
-    return synthesize(built, outdir)
 
 
 def _as_list(value: Any) -> list[Any]:

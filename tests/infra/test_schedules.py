@@ -166,7 +166,9 @@ def test_http_function_manages_schedules_in_the_group_only(dev_stack: Synthesize
     assert not [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
 
 
-def test_finalize_frees_run_slots_and_tasks_read_imports(dev_stack: SynthesizedStack) -> None:
+def test_finalize_frees_run_slots_and_the_csv_tasks_read_imports(
+    dev_stack: SynthesizedStack,
+) -> None:
     stack = dev_stack.built.stack
     runner = stack.job_runner
     statements = _statements(dev_stack, runner.functions["finalize"].role)
@@ -182,12 +184,14 @@ def test_finalize_frees_run_slots_and_tasks_read_imports(dev_stack: SynthesizedS
     bucket = dev_stack.logical_id_of(stack.schedules.imports.bucket_name)
     # The tasks that read a csv_import's object may GetObject under imports/ of the import
     # bucket: not the whole bucket, not `*`, no listing (no existence oracle), nothing else.
+    # Finalize too: a completed import's result re-reads its first row errors.
     imports_only = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/imports/*"]]}
-    for step in ("prepare", "process"):
+    for step in ("prepare", "process", "finalize"):
         statements = _statements(dev_stack, runner.functions[step].role)
         s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
         assert s3 == [{"Action": "s3:GetObject", "Effect": "Allow", "Resource": imports_only}]
-    assert bucket not in json.dumps(_statements(dev_stack, runner.functions["finalize"].role))
+    for step in ("record_failure", "await_resume", "notify"):
+        assert bucket not in json.dumps(_statements(dev_stack, runner.functions[step].role))
 
 
 def test_the_launch_dlq_is_encrypted_tls_only_and_fed_by_every_launch_path(

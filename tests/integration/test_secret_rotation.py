@@ -7,26 +7,37 @@ after it the new one, and what the old key signed still verifies until a second 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import jwt
 import pytest
+from botocore.exceptions import ClientError
 
+from functions import authorizer, http_api
+from infra.local.events import LocalLambdaContext
 from shared import constants as c
 from shared.adapters.cursor import CursorCodec
 from shared.auth_settings import AuthSettings
-from shared.domain.clock import ManualClock
+from shared.domain.auth import Scope
+from shared.domain.clock import ManualClock, SystemClock
 from shared.domain.errors import InvalidCursor, Unauthenticated
-from shared.services.auth import RESUME_AUDIENCE
+from shared.runner.definition import TASK_STEPS
+from shared.services.auth import RESUME_AUDIENCE, mint_dev_token
 from shared.settings import TetherSettings
 from shared.tables import TABLES
 from shared.wiring import HttpApiContext, cursor_codec, http_api_context
+from tests import aws_calls
+from tests.integration.http import call_http_api
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 OLD, NEW, NEWER = ("o" * 48, "n" * 48, "w" * 48)
+USER_SECRET = "user-secret-for-tests-0123456789abcdef"
 
 
 @pytest.fixture
@@ -48,7 +59,7 @@ def arns(
         {
             c.ENV_CURSOR_SECRET_ARN: created["cursor"],
             c.ENV_RESUME_SIGNING_KEY_SECRET_ARN: created["resume"],
-            c.ENV_AUTH_HS256_SECRET: "user-secret-for-tests-0123456789abcdef",
+            c.ENV_AUTH_HS256_SECRET: USER_SECRET,
         }
     )
     for key, value in environment.items():
@@ -158,3 +169,86 @@ def test_the_clock_moving_back_reads_the_keys_again(
     secrets.put_secret_value(SecretId=arns["cursor"], SecretString=NEW)
     clock.advance(minutes=-1)  # the age of what it holds is unknown now
     assert codec.encode("acme", {}) == CursorCodec(NEW.encode()).encode("acme", {})
+
+
+@pytest.fixture
+def cold_handlers() -> Iterator[None]:
+    """The HTTP handler and the authorizer start cold, and leave no context behind."""
+    caches = (http_api.context, authorizer.authenticator)
+    for cache in caches:
+        cache.cache_clear()
+    yield
+    for cache in caches:
+        cache.cache_clear()
+
+
+@pytest.mark.usefixtures("cold_handlers")
+def test_handlers_configured_as_in_the_cloud_read_their_keys_from_secrets_manager(
+    arns: dict[str, str],
+) -> None:
+    """The CDK app sets only the secrets' ARNs: on a cold start the HTTP handler reads the
+    resume and cursor keys, the authorizer the resume key, from Secrets Manager."""
+    user = mint_dev_token(
+        USER_SECRET,
+        tenant="acme",
+        subject="alice",
+        scopes=(Scope.JOBS_READ, Scope.JOBS_WRITE),
+        ttl=timedelta(hours=1),
+        clock=SystemClock(),
+    )
+    # Given two jobs created over HTTP (each answer carries a resume token)
+    created = [
+        call_http_api("POST", "/jobs", token=user, body={"type": "demo", "params": {"items": 1}})
+        for _ in range(2)
+    ]
+    assert [answer.status for answer in created] == [202, 202]
+    # When they are listed one per page, and the first job's resume token opens a WebSocket
+    first = call_http_api("GET", "/jobs", token=user, query={"limit": "1"})
+    cursor = first.body["nextCursor"]
+    second = call_http_api("GET", "/jobs", token=user, query={"limit": "1", "cursor": cursor})
+    resume = created[0].body["resumeToken"]
+    connect = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/$connect",
+        "headers": {},
+        "queryStringParameters": {"token": resume},
+        "requestContext": {"routeKey": "$connect", "eventType": "CONNECT"},
+    }
+    policy = authorizer.handler(connect, LocalLambdaContext())
+    # Then the cursor and the resume token were signed and verified with the stored keys
+    assert _signed_with(resume, OLD)
+    assert second.status == 200
+    listed = {job["jobId"] for page in (first, second) for job in page.body["jobs"]}
+    assert listed == {answer.body["job"]["jobId"] for answer in created}
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert policy["context"]["jobId"] == created[0].body["job"]["jobId"]
+
+
+# Every other function whose cold start builds a job store (its cursor codec), by entry point.
+COLD_STARTS: Final = {
+    "functions.ws_handler.handler": "functions.ws_handler",
+    "functions.launcher.handler": "functions.launcher",
+    "functions.cleanup.handler": "functions.cleanup",
+    **{f"functions.runner.{step}": "functions.runner" for step in TASK_STEPS},
+}
+
+
+@pytest.mark.parametrize("entry_point", sorted(COLD_STARTS))
+def test_each_function_reads_the_cursor_key_from_secrets_manager_at_cold_start(
+    entry_point: str, secrets: Any, arns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda runs a function's cold start in that function, with its role: the read is its."""
+    monkeypatch.setenv(c.ENV_WEBSOCKET_MANAGEMENT_URL, "https://api.example.com/dev")
+    cold_start = importlib.import_module(COLD_STARTS[entry_point]).context
+    cold_start.cache_clear()
+    try:
+        # Given the cloud's configuration: the cursor key's ARN, not the key
+        with aws_calls.running(entry_point):
+            cold_start()
+        cold_start.cache_clear()
+        # When the secret is gone, the cold start fails loudly instead of signing with nothing
+        secrets.delete_secret(SecretId=arns["cursor"], ForceDeleteWithoutRecovery=True)
+        with pytest.raises(ClientError, match="ResourceNotFoundException"):
+            cold_start()
+    finally:
+        cold_start.cache_clear()

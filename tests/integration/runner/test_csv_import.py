@@ -44,9 +44,11 @@ def test_a_csv_import_completes_with_exact_counts_of_good_and_bad_rows(
 ) -> None:
     # Given a CSV object with good rows and bad rows across three batches
     text, bad_rows = _contacts()
-    s3.put_object(Bucket=BUCKET, Key="in/contacts.csv", Body=text.encode())
+    s3.put_object(Bucket=BUCKET, Key="imports/acme/contacts.csv", Body=text.encode())
     # When it is imported as a whole execution
-    ref, arn = stack.launch({"bucket": BUCKET, "key": "in/contacts.csv"}, kind="csv_import")
+    ref, arn = stack.launch(
+        {"bucket": BUCKET, "key": "imports/acme/contacts.csv"}, kind="csv_import"
+    )
     execution = stack.wait(arn)
     # Then the job completed; bad rows were counted as failed, never fatal
     assert execution["status"] == "SUCCEEDED"
@@ -61,8 +63,8 @@ def test_a_csv_import_completes_with_exact_counts_of_good_and_bad_rows(
 def test_a_csv_import_reports_its_first_row_errors_in_the_result(stack: Stack, s3: Any) -> None:
     # Given a CSV object with bad rows and room for three errors
     text, _bad_rows = _contacts()
-    s3.put_object(Bucket=BUCKET, Key="contacts.csv", Body=text.encode())
-    params = {"bucket": BUCKET, "key": "contacts.csv", "maxErrors": 3}
+    s3.put_object(Bucket=BUCKET, Key="imports/acme/report.csv", Body=text.encode())
+    params = {"bucket": BUCKET, "key": "imports/acme/report.csv", "maxErrors": 3}
     # When it is imported
     ref, arn = stack.launch(params, kind="csv_import")
     stack.wait(arn)
@@ -86,7 +88,9 @@ def test_a_csv_import_of_a_missing_object_fails_with_a_permanent_code(
     # Given no object at the key (or no bucket at all)
     assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
     # When its import runs
-    ref, arn = stack.launch({"bucket": bucket, "key": "missing.csv"}, kind="csv_import")
+    ref, arn = stack.launch(
+        {"bucket": bucket, "key": "imports/acme/missing.csv"}, kind="csv_import"
+    )
     execution = stack.wait(arn)
     # Then the job failed at once with the code: a permanent error is not retried
     assert execution["status"] in {"SUCCEEDED", "FAILED"}
