@@ -280,6 +280,24 @@ def test_openapi_document_describes_the_routes(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/jobs", "GET, POST"),
+        ("PUT", "/jobs/j-1", "DELETE, GET"),
+        ("TRACE", "/devices", "POST"),
+        ("GET", "/jobs/j-1/cancel", "POST"),
+    ],
+)
+def test_a_method_the_path_does_not_take_is_405_naming_those_it_does(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    status, headers, problem = api.call(method, path, token=api.token())
+
+    assert (status, headers["Allow"], problem["code"]) == (405, allowed, "method_not_allowed")
+    assert headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
     ("body", "expected_loc"),
     [
         (json.dumps({"type": "demo", "priority": 3}), "priority"),
