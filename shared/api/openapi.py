@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, Final, TypedDict
 
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.types import (
     OpenAPIResponse,
     OpenAPIResponseHeader,
@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem
 
 BEARER: Final = "bearerAuth"
-SECURITY_SCHEMES: Final = {
+SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
     BEARER: HTTPBearer(
         bearerFormat="JWT",
         description="A user token from the identity provider (`tether token` locally), or a "

@@ -107,7 +107,7 @@ def _config(stack: LocalStack) -> schemathesis.Config:
     )
 
 
-def _runnable_job(context: HookContext, case: Case) -> Case:
+def _runnable_job(context: HookContext, case: Case[Any]) -> Case[Any]:
     """A valid POST /jobs names a registered type and params its model accepts, which the
     document leaves to the type (`params` is an object there): in the stateful phase, valid
     cases start a small demo job, so the linked calls have a real job to act on. Elsewhere, and
@@ -123,15 +123,14 @@ def _runnable_job(context: HookContext, case: Case) -> Case:
         body: Any = case.body
         if isinstance(body, dict):
             case.body = {**body, "type": "demo", "params": {"items": 3, "delayMs": 1}}
-            if case.headers and "idempotency-key" in {name.lower() for name in case.headers}:
+            if "Idempotency-Key" in case.headers:  # case-insensitive
                 # A key names one request: a client retrying sends the same body with it.
                 digest = hashlib.sha256(json.dumps(case.body, sort_keys=True).encode())
-                headers = {k: v for k, v in case.headers.items() if k.lower() != "idempotency-key"}
-                case.headers = {**headers, "Idempotency-Key": digest.hexdigest()[:32]}
+                case.headers["Idempotency-Key"] = digest.hexdigest()[:32]
     return case
 
 
-def _reaches_tether(context: HookContext, case: Case) -> bool:
+def _reaches_tether(context: HookContext, case: Case[Any]) -> bool:
     """Only requests whose request line API Gateway would pass on: the local gateway's HTTP
     parser takes 8,190 bytes (API Gateway 10,240 with the headers), so a longer one is refused
     as text/plain before Tether or its document are involved."""
@@ -182,8 +181,10 @@ def _run(schema: BaseSchema) -> Run:
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
             run.record(event)
-        elif isinstance(event, events.NonFatalError | events.FatalError):
+        elif isinstance(event, events.NonFatalError):
             run.errors.append(str(event.info))
+        elif isinstance(event, events.FatalError):
+            run.errors.append(repr(event.exception))
     return run
 
 

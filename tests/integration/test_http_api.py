@@ -271,6 +271,15 @@ def test_list_filters_and_pages(api: Api) -> None:
     assert (bad[0], bad[2]["code"]) == (400, "invalid_cursor")
 
 
+def test_a_cursor_that_is_not_base64url_is_refused_as_the_document_says(api: Api) -> None:
+    # The document says what a cursor looks like (two base64url parts), so a client's
+    # generated or mangled one is refused as not matching it, naming the parameter.
+    status, _, problem = api.call("GET", "/jobs", token=api.token(), query={"cursor": "a b\u00e9"})
+
+    assert (status, problem["code"]) == (422, "validation_failed")
+    assert problem["errors"][0]["loc"] == ["query", "cursor"]
+
+
 def test_openapi_document_describes_the_routes(api: Api) -> None:
     status, _, document = api.call("GET", "/openapi.json")
     assert status == 200
