@@ -130,12 +130,23 @@ def _runnable_job(context: HookContext, case: Case[Any]) -> Case[Any]:
     return case
 
 
-def _reaches_tether(context: HookContext, case: Case[Any]) -> bool:
-    """Only requests whose request line API Gateway would pass on: the local gateway's HTTP
-    parser takes 8,190 bytes (API Gateway 10,240 with the headers), so a longer one is refused
-    as text/plain before Tether or its document are involved."""
+def _worth_sending(context: HookContext, case: Case[Any]) -> bool:
+    """Requests that can reach Tether, and one boundary probe per field.
+
+    * The local gateway's HTTP parser takes a request line of 8,190 bytes (API Gateway 10,240
+      with the headers): a longer one is refused as text/plain before Tether or its document
+      are involved.
+    * The coverage phase probes every field of every nested object (a schedule's job's retry
+      policy's maxRetries...); the nested models are pydantic models behind the same one
+      validation and problem mapping, each already probed where it is a top-level field of
+      POST /jobs, so probes more than two objects deep are left out to keep the run short.
+    """
     query = urlencode(case.query or {}, doseq=True)
-    return len(f"{case.method} {case.formatted_path}?{query} HTTP/1.1".encode()) <= 8190
+    if len(f"{case.method} {case.formatted_path}?{query} HTTP/1.1".encode()) > 8190:
+        return False
+    data = case.meta.phase.data if case.meta is not None else None
+    location = getattr(data, "location", None) or ""
+    return location.count("/properties/") <= 2
 
 
 @dataclass
@@ -195,7 +206,7 @@ def test_every_answer_of_the_api_matches_its_openapi_document(local_stack: Local
         f"{local_stack.urls.http_url}/openapi.json", config=_config(local_stack)
     )
     schema.hook("map_case")(_runnable_job)
-    schema.hook("filter_case")(_reaches_tether)
+    schema.hook("filter_case")(_worth_sending)
 
     # When schemathesis runs every phase against it
     run = _run(schema)
