@@ -57,8 +57,9 @@ _REFUSED_BY_DESIGN: Final[dict[str, tuple[str, str]]] = {
     # The epoch is the server's: a client's other epoch is a stale one, which means resync.
     "GET /jobs/{job_id}/messages": ("410", "another epoch than the log's is messages_expired"),
     # A job's params are checked by its type's own model (the document says `params` is an
-    # object), and a retry policy's maxBackoffMs may not undercut its initialBackoffMs.
-    "POST /jobs": ("422", "params the job type's model refuses, a contradictory retry policy"),
+    # object), a retry policy's maxBackoffMs may not undercut its initialBackoffMs, and an
+    # Idempotency-Key already used with another body is refused (as the IETF draft says).
+    "POST /jobs": ("422", "params its type refuses, a contradictory retry, a reused key"),
     # EventBridge Scheduler's expression grammar, tz database names and startAt/endAt judged
     # against the clock: a string that breaks them is invalid_expression.
     "POST /schedules": ("422", "an expression Scheduler would refuse is invalid_expression"),

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import pytest
 
+from functions import http_api
 from functions.http_api import app
 from shared.api.openapi import BEARER, EVERY_ROUTE
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem
@@ -130,3 +131,22 @@ def test_the_links_from_a_created_job_lead_to_its_routes() -> None:
     assert {json.dumps(link["parameters"]) for link in links.values()} == {
         json.dumps({"job_id": "$response.body#/job/jobId"})
     }
+
+
+def test_the_document_is_generated_once_per_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a cold start (nothing cached) and a generator that counts its calls
+    http_api._document.cache_clear()
+    calls: list[int] = []
+
+    def generate(**_: Any) -> str:
+        calls.append(1)
+        return "{}"
+
+    monkeypatch.setattr(app, "get_openapi_json_schema", generate)
+
+    # When the document is asked for three times
+    bodies = [http_api.openapi_document().body for _ in range(3)]
+
+    # Then it was generated once and served the same each time
+    http_api._document.cache_clear()
+    assert (bodies, len(calls)) == (["{}"] * 3, 1)
