@@ -26,9 +26,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.http_devices import router as devices_router
 from functions.http_schedules import router as schedules_router
+from shared.api.openapi import LOCATION, SECURITY_SCHEMES, no_content, operation, success
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for
 from shared.api.request_body import JSON_MEDIA_TYPE, refuse_body
-from shared.api.schemas import JobCreated, JobList, MessageList
+from shared.api.schemas import Cursor, JobCreated, JobList, MessageList
 from shared.constants import METRICS_NAMESPACE, SERVICE_NAME
 from shared.domain.auth import Principal
 from shared.domain.errors import InvalidRequest, MessagesExpired, RateLimited, TetherError
@@ -40,7 +41,11 @@ logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="Tether", version="2", openapi_version="3.1.0")
+# One configuration for both renderings of the document: /openapi.json and the /docs page.
+app.configure_openapi(
+    title="Tether", version="2", openapi_version="3.1.0", security_schemes=SECURITY_SCHEMES
+)
+app.enable_swagger(path="/docs")
 
 JOB_ID_PATTERN = r"[A-Za-z0-9._:@|-]{1,128}"
 JobId = Annotated[str, Path(pattern=rf"^{JOB_ID_PATTERN}$")]
@@ -66,16 +71,38 @@ Caller = Annotated[Principal, Depends(principal)]
 # -- routes ---------------------------------------------------------------------------------
 
 
+# The created job's id feeds the routes about that job (OpenAPI links: clients and the stateful
+# API tests follow them from POST /jobs).
+_CREATED_JOB_ID = {"job_id": "$response.body#/job/jobId"}
+_JOB_LINKS = {
+    name: {"operationRef": f"#/paths/{path}/{method}", "parameters": _CREATED_JOB_ID}
+    for name, path, method in (
+        ("GetJob", "~1jobs~1{job_id}", "get"),
+        ("JobMessages", "~1jobs~1{job_id}~1messages", "get"),
+        ("CancelJob", "~1jobs~1{job_id}~1cancel", "post"),
+        ("PauseJob", "~1jobs~1{job_id}~1pause", "post"),
+        ("ResumeJob", "~1jobs~1{job_id}~1resume", "post"),
+        ("DeleteJob", "~1jobs~1{job_id}", "delete"),
+    )
+}
+
+
 @app.post(
     "/jobs",
     status_code=HTTPStatus.ACCEPTED,
     summary="Create a job",
-    responses={
-        202: {
-            "description": "The job, queued or scheduled, and its resume token",
-            "content": {"application/json": {"model": JobCreated}},
-        }
-    },
+    **operation(
+        {
+            202: success(
+                "The job, queued or scheduled, and its resume token",
+                JobCreated,
+                headers=LOCATION,
+                links=_JOB_LINKS,
+            )
+        },
+        HTTPStatus.CONFLICT,
+        HTTPStatus.TOO_MANY_REQUESTS,
+    ),
 )
 def create_job(
     caller: Caller,
@@ -94,23 +121,39 @@ def create_job(
     )
 
 
-@app.get("/jobs", summary="List the tenant's jobs")
+@app.get(
+    "/jobs",
+    summary="List the tenant's jobs",
+    **operation({200: success("A page of the tenant's jobs, newest first")}),
+)
 def list_jobs(
     caller: Caller,
     status: Annotated[JobStatus | None, Query()] = None,
     type: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> JobList:
     return context().api.list(caller, status=status, job_type=type, limit=limit, cursor=cursor)
 
 
-@app.get("/jobs/<job_id>", summary="State sync: the job's full state, seq and epoch")
+@app.get(
+    "/jobs/<job_id>",
+    summary="State sync: the job's full state, seq and epoch",
+    **operation({200: success("The job's state")}, HTTPStatus.NOT_FOUND),
+)
 def get_job(caller: Caller, job_id: JobId) -> JobState:
     return context().api.get(caller, job_id)
 
 
-@app.get("/jobs/<job_id>/messages", summary="The job's log after a seq (410 when expired)")
+@app.get(
+    "/jobs/<job_id>/messages",
+    summary="The job's log after a seq (410 when expired)",
+    **operation(
+        {200: success("The messages after `after`, oldest first")},
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.GONE,
+    ),
+)
 def job_messages(
     caller: Caller,
     job_id: JobId,
@@ -121,22 +164,52 @@ def job_messages(
     return context().api.messages(caller, job_id, after=after, limit=limit, epoch=epoch)
 
 
-@app.post("/jobs/<job_id>/cancel", summary="Cancel (idempotent)")
+_CONTROL = operation(
+    {200: success("The job's state after the request")},
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.CONFLICT,
+    HTTPStatus.TOO_MANY_REQUESTS,
+)
+
+
+@app.post(
+    "/jobs/<job_id>/cancel",
+    summary="Cancel (idempotent)",
+    **_CONTROL,
+)
 def cancel_job(caller: Caller, job_id: JobId) -> JobState:
     return context().api.control(caller, job_id, "cancel")
 
 
-@app.post("/jobs/<job_id>/pause", summary="Pause (idempotent)")
+@app.post(
+    "/jobs/<job_id>/pause",
+    summary="Pause (idempotent)",
+    **_CONTROL,
+)
 def pause_job(caller: Caller, job_id: JobId) -> JobState:
     return context().api.control(caller, job_id, "pause")
 
 
-@app.post("/jobs/<job_id>/resume", summary="Resume (idempotent)")
+@app.post(
+    "/jobs/<job_id>/resume",
+    summary="Resume (idempotent)",
+    **_CONTROL,
+)
 def resume_job(caller: Caller, job_id: JobId) -> JobState:
     return context().api.control(caller, job_id, "resume")
 
 
-@app.delete("/jobs/<job_id>", status_code=HTTPStatus.NO_CONTENT, summary="Delete a finished job")
+@app.delete(
+    "/jobs/<job_id>",
+    status_code=HTTPStatus.NO_CONTENT,
+    summary="Delete a finished job",
+    **operation(
+        {204: no_content("Deleted, with its messages")},
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.CONFLICT,
+        HTTPStatus.TOO_MANY_REQUESTS,
+    ),
+)
 def delete_job(caller: Caller, job_id: JobId) -> Response[None]:
     context().api.delete(caller, job_id)
     return Response(status_code=HTTPStatus.NO_CONTENT)
@@ -147,11 +220,13 @@ app.include_router(devices_router)  # POST /devices, DELETE /devices/{deviceId}
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return Response(
-        status_code=HTTPStatus.OK,
-        content_type="application/json",
-        body=app.get_openapi_json_schema(title="Tether", version="2", openapi_version="3.1.0"),
-    )
+    return Response(status_code=HTTPStatus.OK, content_type="application/json", body=_document())
+
+
+@functools.cache
+def _document() -> str:
+    """Generated once per cold start (hundreds of ms of CPU): the routes never change."""
+    return app.get_openapi_json_schema()
 
 
 # -- errors: one mapping to problem+json ------------------------------------------------------
@@ -201,9 +276,22 @@ def invalid_request(error: RequestValidationError) -> Response[Any]:
 
 @app.not_found
 def route_not_found(_: Exception) -> Response[Any]:
+    allowed = _methods_of(app.current_event.path)
+    if allowed:  # the path exists, the method does not: 405 naming the others (RFC 9110)
+        method = app.current_event.http_method.upper()
+        detail = f"{method} is not allowed here; use {', '.join(allowed)}"
+        body = problem(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", detail)
+        return _problem_response(body, {"Allow": ", ".join(allowed)})
     return _problem_response(
         problem(HTTPStatus.NOT_FOUND, "route_not_found", "no such route", title="Not found")
     )
+
+
+def _methods_of(path: str) -> list[str]:
+    """The methods the resolver routes for `path`. Powertools keeps its routes in private
+    lists and has no 405 of its own; test_http_api pins this against the routes."""
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]

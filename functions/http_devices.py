@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
+from shared.api.openapi import LOCATION, no_content, operation, success
 from shared.domain.auth import Principal
 from shared.domain.push import DeviceRegistration, DeviceView
 from shared.push_wiring import devices
@@ -44,19 +45,28 @@ def caller() -> Principal:
 Caller = Annotated[Principal, Depends(caller)]
 
 
+_DEVICE_LINKS = {
+    "DeleteDevice": {
+        "operationRef": "#/paths/~1devices~1{device_id}/delete",
+        "parameters": {"device_id": "$response.body#/deviceId"},
+    }
+}
+
+
 @router.post(
     "/devices",
     summary="Register (or re-register) a push token for the caller",
-    responses={
-        200: {
-            "description": "Re-registered: the same device, its endpoint repaired if needed",
-            "content": {"application/json": {"model": DeviceView}},
+    **operation(
+        {
+            200: success(
+                "Re-registered: the same device, its endpoint repaired if needed",
+                DeviceView,
+                headers=LOCATION,
+            ),
+            201: success("A new device", DeviceView, headers=LOCATION, links=_DEVICE_LINKS),
         },
-        201: {
-            "description": "A new device",
-            "content": {"application/json": {"model": DeviceView}},
-        },
-    },
+        HTTPStatus.TOO_MANY_REQUESTS,
+    ),
 )
 def register_device(
     caller: Caller, registration: Annotated[DeviceRegistration, Body()]
@@ -75,6 +85,7 @@ def register_device(
     "/devices/<device_id>",
     status_code=HTTPStatus.NO_CONTENT,
     summary="Remove a device: no more pushes to it",
+    **operation({204: no_content("Removed")}, HTTPStatus.NOT_FOUND, HTTPStatus.TOO_MANY_REQUESTS),
 )
 def delete_device(caller: Caller, device_id: DeviceId) -> Response[None]:
     context().delete(caller, device_id)

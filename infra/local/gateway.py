@@ -111,7 +111,8 @@ class Gateway:
         management = ManagementApi(self._connections, credentials, self._limits.message_bytes)
         self.app.router.add_route("*", CONNECTIONS_PATH + "/{connection_id}", management.handle)
         self.app.router.add_routes(routes)  # e.g. the web console; before the API's catch-all
-        self.app.router.add_route("*", "/{tail:.*}", self._http)
+        # Every path, a decoded newline in it too: API Gateway's `$default` route takes them all.
+        self.app.router.add_route("*", r"/{tail:[\s\S]*}", self._http)
         self.app.on_shutdown.append(self._close_all)
 
     def connection_ids(self) -> list[str]:
@@ -153,7 +154,8 @@ class Gateway:
             body=body,
             source_ip=request.remote or "127.0.0.1",
         )
-        event["rawPath"] = request.rel_url.raw_path  # as sent; requestContext.http.path decoded
+        # HTTP APIs deliver `rawPath` percent-decoded, like `requestContext.http.path`; the
+        # resolver matches routes and path parameters on it.
         event["rawQueryString"] = request.query_string
         event["queryStringParameters"] = _joined(request.query) or None
         event["isBase64Encoded"] = encoded

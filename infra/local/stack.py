@@ -247,7 +247,9 @@ class LocalStack:
             return
         try:
             url = json.loads(self.dev_file.read_text())["httpUrl"]
-            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):  # noqa: S310
+            # A live stack generates its document on the first request, which takes more than
+            # a second on a busy machine; a dead one refuses the connection at once.
+            with urllib.request.urlopen(f"{url}/openapi.json", timeout=10):  # noqa: S310
                 pass
         except (OSError, ValueError, KeyError):
             return  # left behind by a stack that did not stop cleanly

@@ -9,9 +9,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import errors
+from shared.domain.models import JobState
 
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 PROBLEM_TYPE_BASE: Final = "https://tether.dev/problems/"
@@ -41,19 +42,42 @@ STATUS_OF: Final[dict[type[errors.TetherError], HTTPStatus]] = {
 }
 
 
-class Problem(BaseModel):
-    """application/problem+json; `code` is Tether's stable machine-readable error code."""
+class FieldProblem(BaseModel):
+    """One refused field of a 422: where (`loc`: `body`, `query`, `path`, then keys and
+    indexes), a machine-readable `type`, and why in words."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
+    loc: list[str | int]
     type: str
+    message: str
+
+
+class Problem(BaseModel):
+    """application/problem+json; `code` is Tether's stable machine-readable error code.
+
+    Every member a problem can carry is declared (no others are allowed), so this one model
+    is both what the handler sends and the schema the OpenAPI document declares for it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="a URI naming the kind of problem")
     title: str
-    status: int
+    status: int = Field(ge=400, le=599)
     detail: str
-    code: str
+    code: str = Field(description="Tether's stable machine-readable error code")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="422 validation_failed: every offending field"
+    )
+    job: JobState | None = Field(
+        default=None, description="410 messages_expired: the job's state, to resync from"
+    )
 
     def body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        # Absent members are left out; inside `job`, nulls stay (it is the job's state as is).
+        dumped = self.model_dump(mode="json")
+        return {name: value for name, value in dumped.items() if value is not None}
 
 
 def problem(

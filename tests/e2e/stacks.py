@@ -17,13 +17,16 @@ E2E_ENVIRONMENT = {c.ENV_BATCH_SIZE: "20", c.ENV_PROGRESS_MIN_INTERVAL_MS: "0"}
 
 
 @contextlib.contextmanager
-def running_stack(state: Path, cors_origins: tuple[str, ...] = ()) -> Iterator[LocalStack]:
-    """A fresh stack on free ports over `state`, not persisted, stopped whatever happens."""
+def running_stack(
+    state: Path, cors_origins: tuple[str, ...] = (), environment: dict[str, str] | None = None
+) -> Iterator[LocalStack]:
+    """A fresh stack on free ports over `state`, not persisted, stopped whatever happens;
+    `environment` adds to (or overrides) E2E_ENVIRONMENT."""
     options = StackOptions(
         fresh=True,
         persist=False,
         wait_scale=0.0,
-        environment=E2E_ENVIRONMENT,
+        environment={**E2E_ENVIRONMENT, **(environment or {})},
         cors_origins=cors_origins,
     )
     stack = LocalStack(state, options)

@@ -271,12 +271,39 @@ def test_list_filters_and_pages(api: Api) -> None:
     assert (bad[0], bad[2]["code"]) == (400, "invalid_cursor")
 
 
+def test_a_cursor_that_is_not_base64url_is_refused_as_the_document_says(api: Api) -> None:
+    # The document says what a cursor looks like (two base64url parts), so a client's
+    # generated or mangled one is refused as not matching it, naming the parameter.
+    status, _, problem = api.call("GET", "/jobs", token=api.token(), query={"cursor": "a b\u00e9"})
+
+    assert (status, problem["code"]) == (422, "validation_failed")
+    assert problem["errors"][0]["loc"] == ["query", "cursor"]
+
+
 def test_openapi_document_describes_the_routes(api: Api) -> None:
     status, _, document = api.call("GET", "/openapi.json")
     assert status == 200
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/messages"} <= set(document["paths"])
     assert "JobCreated" in json.dumps(document)
     assert api.call("GET", "/nowhere", token=api.token())[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/jobs", "GET, POST"),
+        ("PUT", "/jobs/j-1", "DELETE, GET"),
+        ("TRACE", "/devices", "POST"),
+        ("GET", "/jobs/j-1/cancel", "POST"),
+    ],
+)
+def test_a_method_the_path_does_not_take_is_405_naming_those_it_does(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    status, headers, problem = api.call(method, path, token=api.token())
+
+    assert (status, headers["Allow"], problem["code"]) == (405, allowed, "method_not_allowed")
+    assert headers["Content-Type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize(

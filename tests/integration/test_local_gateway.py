@@ -154,6 +154,29 @@ def test_a_failing_http_handler_answers_api_gateways_500() -> None:
     run(scenario())
 
 
+def test_the_http_function_gets_every_path_decoded_as_api_gateway_delivers_it() -> None:
+    # API Gateway HTTP APIs hand the function `rawPath` percent-decoded (payload 2.0), which is
+    # what Powertools' resolver matches its routes and path parameters against.
+    seen: list[tuple[str, str]] = []
+
+    def recording(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        seen.append((event["rawPath"], event["requestContext"]["http"]["path"]))
+        return {"statusCode": 200}
+
+    async def scenario() -> None:
+        async with serving(http=recording) as served:
+            # When ids with reserved characters arrive encoded, one with an encoded newline too
+            for path in ("/jobs/a%7Cb%3Ac%40d/cancel", "/jobs/x%0Ay", "/jobs/%C3%A9"):
+                async with served.session.post(served.url + path) as answer:
+                    assert answer.status == 200, path
+
+        # Then every one reached the function, decoded
+        decoded = ["/jobs/a|b:c@d/cancel", "/jobs/x\ny", "/jobs/\u00e9"]
+        assert seen == [(path, path) for path in decoded]
+
+    run(scenario())
+
+
 # -- hostile and failing messages ------------------------------------------------------------
 
 
