@@ -315,12 +315,18 @@ class JobRunner:
         return job
 
     def cancel(self, ref: JobRef) -> JobRecord:
-        """Cancel a job; a paused one ends at once and its parked execution is let go."""
+        """Cancel a job; a queued or paused one ends at once, gives its run slot back (a queued
+        one may hold a slot whose execution never started: nothing else would free it before
+        the hourly cleanup) and a parked execution is let go."""
         before = self._jobs.get(ref)
         token = before.task_token if before.status is JobStatus.PAUSED else None
         job = self._jobs.request_cancel(ref)
-        if token is not None and job.is_terminal:
+        if not job.is_terminal:
+            return job  # a running job ends at its next batch, and Finalize frees its slot
+        if token is not None:
             self._release(token)  # the execution wakes, sees the job ended, finalizes nothing
+        if self._admission is not None:
+            self._admission.release(ref, self.launch)  # idempotent: Finalize may release too
         return job
 
     # -- decisions --------------------------------------------------------------------------

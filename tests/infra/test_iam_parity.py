@@ -48,9 +48,6 @@ UNEXERCISED: Final[Mapping[tuple[str, str, str], str]] = {
     "as the table's whole item-level read/write set (CDK's grant_read_write_data, or the "
     "JobRunner's TABLE_ACTIONS and NOTIFY_TABLE_ACTIONS) on the tables it needs and no other; "
     "the subset it calls is recorded in aws_calls.json and checked above.",
-    ("functions.http_api.handler", "sns:*", "*:endpoint/*"): "Endpoint actions are granted "
-    "on every configured platform application's endpoints alike; the tests exercise each action "
-    "on some platforms, and none is specific to one.",
     # Real paths the suites do not reach yet.
     ("functions.ws_handler.handler", "states:SendTaskSuccess", "*:stateMachine:JobRunner"): "A "
     "cancel over WebSocket of a paused job releases its parked AwaitResume token "

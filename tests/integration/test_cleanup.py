@@ -180,6 +180,29 @@ def test_a_slot_holder_whose_launch_failed_is_launched_again(world: World) -> No
     assert world.executions.started == [job.job_id]
 
 
+def test_cancelling_a_slot_holder_whose_launch_failed_frees_its_slot_at_once(world: World) -> None:
+    # Given a queued job that took a slot but whose execution never started, and another
+    # job of the tenant waiting behind the full cap
+    jobs = [
+        world.jobs.create_job(JobRequest(type="demo"), tenant_id="acme", owner_id="alice")
+        for _ in range(3)
+    ]
+    slots = DynamoRunSlots(world.client, world.tables["limits"])
+    assert slots.acquire("acme", jobs[0].job_id, limit=2)
+    assert slots.acquire("acme", jobs[1].job_id, limit=2)
+    assert world.executions.started == []
+
+    # When the first one is cancelled
+    cancelled = world.runner.cancel(JobRef("acme", jobs[0].job_id))
+
+    # Then it ended at once and its slot went to the waiting job, without waiting for the
+    # hourly cleanup (nothing else would ever give it back: no execution will finalize it)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert _holders(world) == {"acme": {jobs[1].job_id, jobs[2].job_id}}
+    assert jobs[2].job_id in world.executions.started
+    assert jobs[0].job_id not in world.executions.started
+
+
 # -- closed executions and launches that never came (real executions on moto) -----------------
 
 
