@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: dev test pytest install lint typecheck unit integration infra-test browser-deps browser-test \
-	bench synth deploy destroy clean
+	bench synth deploy destroy clean checkov-lock
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,7 +25,22 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+# checkov (template checks in tests/infra/test_checkov.py) has its own environment: its
+# hundred-odd dependencies stay out of the project's lock and venv. Pinned whole in
+# tests/infra/checkov-requirements.txt; `make checkov-lock` re-pins after a version change.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_ENV := $(TOOLS)/checkov
+CHECKOV_REQUIREMENTS := tests/infra/checkov-requirements.txt
+$(CHECKOV_ENV)/.installed: $(CHECKOV_REQUIREMENTS) | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(CHECKOV_ENV)
+	$(UV) pip sync --quiet --python $(CHECKOV_ENV)/bin/python $(CHECKOV_REQUIREMENTS)
+	@touch $@
+
+checkov-lock: | $(UV)
+	echo "checkov==$(CHECKOV_VERSION)" | $(UV) pip compile - --python-version 3.11 --quiet \
+		--custom-compile-command "make checkov-lock" -o $(CHECKOV_REQUIREMENTS)
+
+install: $(VENV)/.installed node_modules/.installed $(CHECKOV_ENV)/.installed
 
 ## Run Tether locally (see README: what runs today).
 dev: $(VENV)/.installed

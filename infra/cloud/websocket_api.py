@@ -33,6 +33,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.cloud.checkov import LOG_GROUP_WITHOUT_CMK, acknowledge_checkov
 from infra.cloud.http_api import AccessLogSettings, AuthConfig
 from infra.cloud.lambda_function import (
     XRAY_ONLY_WILDCARD,
@@ -120,6 +121,7 @@ class WebSocketApi(Construct):
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=removal_policy
         )
+        acknowledge_checkov(self.access_logs, LOG_GROUP_WITHOUT_CMK)
         self.stage = apigwv2.WebSocketStage(
             self,
             "Stage",
