@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@touch $@
 
+# The CDK steps (synth, deploy, destroy, and the CDK tests) run on the Node that package.json pins
+# (the npm package `node`, a supported LTS), not the machine's: jsii, which runs aws-cdk-lib
+# under Python, starts the node JSII_NODE names; `npx cdk` finds it first on its PATH.
+export JSII_NODE := $(CURDIR)/node_modules/.bin/node
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Final
 
 import pytest
 
-from infra.local import dynamo_rules
+# The CDK tests' jsii kernel runs on the Node that package.json pins, as `make` runs it, also
+# when pytest is started by hand (set before anything imports aws-cdk-lib, which starts it).
+PINNED_NODE: Final = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "node"
+if PINNED_NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(PINNED_NODE))
+
+from infra.local import dynamo_rules  # noqa: E402 - after the Node choice above
 
 
 @pytest.fixture(autouse=True)
