@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.loaders import Loader, create_loader
 from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
@@ -234,9 +235,9 @@ def _service_models() -> Loader:
 def _share_service_models() -> None:
     """One botocore loader for every replay: mock_aws gives each a new boto3 session, which
     would otherwise parse the service models and endpoints again (about a second each)."""
-    boto3.setup_default_session()
-    assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION._session.register_component("data_loader", _service_models())
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _service_models())
+    boto3.setup_default_session(botocore_session=session)
 
 
 def _seed(client: Any) -> dict[str, str]:
