@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: dev test pytest install lint typecheck unit integration infra-test browser-deps browser-test \
-	bench synth deploy destroy clean aws-calls
+	bench synth deploy destroy clean aws-calls checkov-lock
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,11 +25,31 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@touch $@
 
+# The CDK steps (synth, deploy, destroy, and the CDK tests) run on the Node that package.json pins
+# (the npm package `node`, a supported LTS), not the machine's: jsii, which runs aws-cdk-lib
+# under Python, starts the node JSII_NODE names; `npx cdk` finds it first on its PATH.
+export JSII_NODE := $(CURDIR)/node_modules/.bin/node
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+# checkov (template checks in tests/infra/test_checkov.py) has its own environment: its
+# hundred-odd dependencies stay out of the project's lock and venv. Pinned whole in
+# tests/infra/checkov-requirements.txt; `make checkov-lock` re-pins after a version change.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_ENV := $(TOOLS)/checkov
+CHECKOV_REQUIREMENTS := tests/infra/checkov-requirements.txt
+$(CHECKOV_ENV)/.installed: $(CHECKOV_REQUIREMENTS) | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(CHECKOV_ENV)
+	$(UV) pip sync --quiet --python $(CHECKOV_ENV)/bin/python $(CHECKOV_REQUIREMENTS)
+	@touch $@
+
+checkov-lock: | $(UV)
+	echo "checkov==$(CHECKOV_VERSION)" | $(UV) pip compile - --python-version 3.11 --quiet \
+		--custom-compile-command "make checkov-lock" -o $(CHECKOV_REQUIREMENTS)
+
+install: $(VENV)/.installed node_modules/.installed $(CHECKOV_ENV)/.installed
 
 ## Run Tether locally (see README: what runs today).
 dev: $(VENV)/.installed

@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from shared.adapters.dynamo_codec import from_attribute_map
 from shared.adapters.dynamo_jobs import message_from_item
@@ -43,6 +44,13 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 processor = BatchProcessor(
     event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
 )
+
+
+class UnreadableRecord(ValueError):
+    """A record on the messages table that is no Tether message: retried, then the DLQ's."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not a Tether message: {reason}")
 
 
 class UndeliveredMessage(Exception):
@@ -72,21 +80,38 @@ def streamed_message(record: DynamoDBRecord) -> StreamedMessage | None:
     source = record.event_source_arn
     if table and source and f":table/{table}/stream/" not in source:
         return None
-    stream = record.dynamodb
-    if stream is None:
-        raise ValueError("stream record without its dynamodb part")
-    # The image is in DynamoDB's attribute-value form, exactly what the job store wrote.
-    image: dict[str, Any] = stream.raw_event["NewImage"]
-    tenant_id = from_attribute_map({"tenantId": image["tenantId"]})["tenantId"]
-    return StreamedMessage(tenant_id=str(tenant_id), envelope=message_from_item(image))
+    try:
+        # The image is in DynamoDB's attribute-value form, exactly what the job store wrote.
+        image: dict[str, Any] = record.raw_event["dynamodb"]["NewImage"]
+        tenant_id = from_attribute_map({"tenantId": image["tenantId"]})["tenantId"]
+        envelope = message_from_item(image)
+    except KeyError as missing:
+        raise UnreadableRecord(f"no {missing} attribute") from None
+    except ValidationError as invalid:
+        raise UnreadableRecord(_described(invalid)) from None
+    return StreamedMessage(tenant_id=str(tenant_id), envelope=envelope)
+
+
+def _described(invalid: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in invalid.errors()
+    )
 
 
 def record_handler(record: DynamoDBRecord) -> None:
     try:
         message = streamed_message(record)
+    except UnreadableRecord as unreadable:
+        # The record's own fault, not the dispatcher's: its reason, not a traceback.
+        metrics.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "unreadable stream record",
+            extra={"eventID": record.event_id, "reason": str(unreadable)},
+        )
+        raise
     except Exception:
         metrics.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=1)
-        logger.exception("unreadable stream record", extra={"eventID": record.event_id})
+        logger.exception("stream record not read", extra={"eventID": record.event_id})
         raise
     if message is None:
         logger.debug("record skipped", extra={"eventName": record.get("eventName")})

@@ -10,8 +10,14 @@ from typing import Any, Final
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from infra.local import dynamo_rules
-from tests import aws_calls
+# The CDK tests' jsii kernel runs on the Node that package.json pins, as `make` runs it, also
+# when pytest is started by hand (set before anything imports aws-cdk-lib, which starts it).
+PINNED_NODE: Final = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "node"
+if PINNED_NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(PINNED_NODE))
+
+from infra.local import dynamo_rules  # noqa: E402 - after the Node choice above
+from tests import aws_calls  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from infra.cloud.checkov import LOG_GROUP_WITHOUT_CMK, acknowledge_checkov
 from infra.cloud.lambda_function import ignore_redundant_role_dependency, nag_arn
 from infra.console import CONFIG_FILE, STATIC_DIR, content_security_policy
 
@@ -69,6 +70,15 @@ class WebConsole(Construct):
                 id="AwsSolutions::AwsSolutions-S1",
                 reason=f"{_STATIC_ONLY} Reads come only from CloudFront (origin access control).",
             )
+        )
+        acknowledge_checkov(
+            self.bucket,
+            {
+                "CKV_AWS_18": f"{_STATIC_ONLY} Reads come only from CloudFront (origin access "
+                "control).",
+                "CKV_AWS_21": "No versioning: every object is a copy of a file in this "
+                "repository, whose history is the version history; each deploy replaces all.",
+            },
         )
         headers = cloudfront.ResponseHeadersPolicy(
             self,
@@ -128,6 +138,18 @@ class WebConsole(Construct):
             Validations.of(self.distribution).acknowledge(
                 Acknowledgment(id=f"AwsSolutions::AwsSolutions-{rule}", reason=reason)
             )
+        # The same three choices as CFR2, CFR3 and CFR4 above, as checkov names them.
+        acknowledge_checkov(
+            self.distribution,
+            {
+                "CKV_AWS_68": f"{_STATIC_ONLY} WAF belongs in front of the API, which has its "
+                "own throttling and per-tenant limits.",
+                "CKV_AWS_86": _STATIC_ONLY,
+                "CKV_AWS_174": "Served on the default *.cloudfront.net certificate, for which "
+                "CloudFront sets the TLS policy itself; a custom domain and certificate "
+                "(TLSv1.2_2021) is a deploy-time choice the README describes.",
+            },
+        )
         self.origin = f"https://{self.distribution.distribution_domain_name}"
         self.url = f"{self.origin}/"
         CfnOutput(scope, "ConsoleUrl", value=self.url, description="The Tether web console")
@@ -161,6 +183,7 @@ class WebConsole(Construct):
             memory_limit=256,
             log_group=deploy_logs,
         )
+        acknowledge_checkov(deploy_logs, LOG_GROUP_WITHOUT_CMK)
         _acknowledge_cdk_handler(deployment, self.bucket)
         return deployment
 
@@ -197,3 +220,22 @@ def _acknowledge_cdk_handler(deployment: s3deploy.BucketDeployment, bucket: s3.B
         Validations.of(handler).acknowledge(
             Acknowledgment(id=f"AwsSolutions::AwsSolutions-{finding}", reason=reason)
         )
+    acknowledge_checkov(
+        handler,
+        {
+            "CKV_AWS_115": f"{cdk_made}: one invocation per deploy, no concurrency to bound.",
+            "CKV_AWS_116": f"{cdk_made}: CloudFormation invokes it and reports its failure as "
+            "the deploy's; there is no asynchronous invocation to keep.",
+            "CKV_AWS_117": f"{cdk_made}: it reaches only S3 and CloudFront APIs.",
+            "CKV_AWS_173": f"{cdk_made}: its environment holds no secret.",
+        },
+    )
+    policy = deployment.handler_role.node.try_find_child("DefaultPolicy")
+    assert policy is not None
+    acknowledge_checkov(
+        policy,
+        {
+            "CKV_AWS_111": f"{cdk_made}: CDK's grant to invalidate the console's distribution "
+            "(cloudfront:CreateInvalidation on `*`; the action takes no resource ARN)."
+        },
+    )

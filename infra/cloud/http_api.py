@@ -30,6 +30,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import cors
+from infra.cloud.checkov import LOG_GROUP_WITHOUT_CMK, acknowledge_checkov
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import acknowledge_index_access, tether_function
 from infra.cloud.packaging import LambdaPackaging
@@ -184,6 +185,7 @@ class HttpApi(Construct):
             retention=log_retention,
             removal_policy=removal_policy,
         )
+        acknowledge_checkov(self.access_logs, LOG_GROUP_WITHOUT_CMK)
         self.stage = apigwv2.HttpStage(
             self,
             "DefaultStage",

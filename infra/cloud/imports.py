@@ -13,6 +13,8 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.cloud.checkov import acknowledge_checkov
+
 IMPORTS_RETENTION: Final = Duration.days(30)
 
 
@@ -48,4 +50,15 @@ class ImportBucket(Construct):
                 "created is an EventBridge event the launcher logs with its job, which is the "
                 "audit trail imports need.",
             )
+        )
+        acknowledge_checkov(
+            self.bucket,
+            {
+                "CKV_AWS_18": "Uploads are transient job inputs, deleted after 30 days; every "
+                "object created is an EventBridge event the launcher logs with its job, which "
+                "is the audit trail imports need.",
+                "CKV_AWS_21": "No versioning: an upload is read once by the job it starts (a new "
+                "version of a key is a new import) and expires after 30 days; old versions "
+                "would only keep personal data longer.",
+            },
         )

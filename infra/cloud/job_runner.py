@@ -37,6 +37,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.cloud.checkov import LOG_GROUP_WITHOUT_CMK, acknowledge_checkov
 from infra.cloud.lambda_function import ignore_redundant_role_dependency, tether_function
 from infra.cloud.packaging import LambdaPackaging
 from infra.cloud.push import PushConfig
@@ -243,6 +244,7 @@ class JobRunner(Construct):
             retention=log_retention,
             removal_policy=removal_policy,
         )
+        acknowledge_checkov(self.log_group, LOG_GROUP_WITHOUT_CMK)
         self.role = iam.Role(
             self,
             "StateMachineRole",

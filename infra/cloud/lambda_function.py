@@ -2,9 +2,10 @@
 
 Python 3.11 on arm64 from the shared code asset and dependencies layer, X-Ray tracing, its own
 log group, and its own role without managed policies (it may write to its own log group only,
-instead of AWSLambdaBasicExecutionRole's "create and write any log group"). The cdk-nag findings
-every such function raises are acknowledged here, once, with their reasons; findings that depend
-on what a function is granted are acknowledged by the construct that grants.
+instead of AWSLambdaBasicExecutionRole's "create and write any log group"). The cdk-nag and
+checkov findings every such function raises are acknowledged here, once, with their reasons;
+findings that depend on what a function is granted are acknowledged by the construct that
+grants.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
+from infra.cloud.checkov import (
+    DEAD_LETTER_CHECK,
+    FUNCTION_FINDINGS,
+    LOG_GROUP_WITHOUT_CMK,
+    acknowledge_checkov,
+)
 from infra.cloud.packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
 from infra.cloud.storage import Storage
 
@@ -86,6 +93,15 @@ def tether_function(
         dead_letter_queue=dead_letter_queue,
     )
     ignore_redundant_role_dependency(function)
+    acknowledge_checkov(
+        function,
+        {
+            check: reason
+            for check, reason in FUNCTION_FINDINGS.items()
+            if check != DEAD_LETTER_CHECK or dead_letter_queue is None
+        },
+    )
+    acknowledge_checkov(log_group, LOG_GROUP_WITHOUT_CMK)
     Validations.of(role).acknowledge(
         Acknowledgment(
             id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",

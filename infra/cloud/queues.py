@@ -13,6 +13,8 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.cloud.checkov import acknowledge_checkov
+
 DEAD_LETTER_RETENTION: Final = Duration.days(14)
 
 
@@ -30,5 +32,12 @@ def dead_letter_queue(
     )
     Validations.of(queue).acknowledge(
         Acknowledgment(id="AwsSolutions::AwsSolutions-SQS3", reason=why_no_dlq)
+    )
+    acknowledge_checkov(
+        queue,
+        {
+            "CKV_AWS_27": "Encrypted: SQS-managed server-side encryption (SqsManagedSseEnabled), "
+            "which this check does not recognise (it looks for a KMS key only).",
+        },
     )
     return queue

@@ -14,6 +14,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from infra.cloud.checkov import acknowledge_checkov
 from shared.tables import (
     TABLES,
     AttributeType,
@@ -115,6 +116,15 @@ def _build_table(
         stream=_STREAM_VIEWS[spec.stream] if spec.stream else None,
         removal_policy=removal_policy,
         deletion_protection=deletion_protection,
+    )
+    acknowledge_checkov(
+        table,
+        {
+            "CKV_AWS_119": "Encrypted at rest with the AWS-managed key (aws/dynamodb), whose use "
+            "CloudTrail records; only Tether's roles in this account are granted the tables, so "
+            "a customer-managed key would add a key policy to keep in step with those grants, a "
+            "monthly cost per key and KMS requests on every read and write.",
+        },
     )
     for index in spec.indexes:
         table.add_global_secondary_index(

@@ -32,6 +32,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.cloud.checkov import LOG_GROUP_WITHOUT_CMK, acknowledge_checkov
 from infra.cloud.http_api import AccessLogSettings, AuthConfig
 from infra.cloud.job_runner import JobRunner
 from infra.cloud.lambda_function import (
@@ -122,6 +123,7 @@ class WebSocketApi(Construct):
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=removal_policy
         )
+        acknowledge_checkov(self.access_logs, LOG_GROUP_WITHOUT_CMK)
         self.stage = apigwv2.WebSocketStage(
             self,
             "Stage",

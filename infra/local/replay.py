@@ -12,6 +12,8 @@ Lambda-like context and returns its answer:
 * for the JobRunner's task steps: `${QUEUED_JOB_ID}` (not started yet, for Prepare),
   `${PAUSING_JOB_ID}` (running, pause requested, for AwaitResume) and `${PROCESSED_JOB_ID}`
   (running, every item processed, for Finalize).
+* `${MESSAGES_TABLE}`: the messages table, whose stream the dispatcher reads (in the
+  `eventSourceARN` of a stream record).
 
 The launcher (EventBridge Scheduler's input, or S3's `Object Created` from the import rule) and
 the cleanup (the hourly rule's `Scheduled Event`) replay the same way. The JobRunner's task
@@ -20,11 +22,17 @@ Finalize both take the whole `RunState`): a sample named `runner_<step>.json` go
 step's handler. The JobRunner state machine exists (the shared definition), but its executions
 do not run in a replay: launched jobs stay `queued`, and the executions a handler started are
 listed instead. What a handler pushed (the Notify task) is read back with the local push sink.
+
+Every file gets an answer: a file that is not JSON, or an event no Tether function is wired to
+(an SNS notification), is reported as not replayed and the next file runs; errors a handler
+logged with a traceback are collected, since a bad event must be refused with its reason.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -35,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.loaders import Loader, create_loader
 from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -76,21 +86,52 @@ MANAGEMENT_URL = "https://local.execute-api.us-east-1.amazonaws.com/local"
 SAMPLE_DEVICE_TOKEN = "5ample" + "0" * 58  # an APNs-shaped token; moto's SNS accepts any
 
 
+class Unroutable(ValueError):
+    """An event no Tether function is wired to receive: reported, never invoked."""
+
+
 @dataclass(frozen=True)
 class Replayed:
     path: Path
-    handler: str
+    handler: str | None  # None: not replayed (see `not_replayed`)
     answer: Any
     posted: dict[str, list[Any]] = field(default_factory=dict)  # frames sent to @connections
     pushed: list[dict[str, Any]] = field(default_factory=list)  # what APNs/FCM would get
     started: list[dict[str, Any]] = field(default_factory=list)  # JobRunner executions started
+    tracebacks: list[str] = field(default_factory=list)  # errors the handler logged with one
+    not_replayed: str | None = None  # why the file reached no handler
 
     @property
     def ok(self) -> bool:
-        if isinstance(self.answer, dict) and "errorType" in self.answer:
-            return False  # the handler raised: Lambda's function error
-        status = self.answer.get("statusCode", 200) if isinstance(self.answer, dict) else 200
-        return isinstance(status, int) and status < 500
+        """Handled, or refused as AWS would show it; not: a crash, a 5xx, or no handler."""
+        return self.outcome.startswith(("handled", "refused"))
+
+    @property
+    def outcome(self) -> str:
+        """One line: handled, refused (and how the caller sees it), failed, or not replayed."""
+        if self.not_replayed is not None:
+            return f"not replayed: {self.not_replayed}"
+        answer = self.answer if isinstance(self.answer, dict) else {}
+        if "errorType" in answer:
+            if self.handler == "authorizer" and answer.get("errorMessage") == "Unauthorized":
+                return "refused: Unauthorized (API Gateway answers 401)"
+            return f"failed: {answer['errorType']}: {answer.get('errorMessage')}"
+        if self.tracebacks:
+            return f"failed: the handler logged a traceback ({self.tracebacks[0]})"
+        return _answered(answer)
+
+
+def _answered(answer: dict[str, Any]) -> str:
+    status = answer.get("statusCode", 200)
+    if not isinstance(status, int) or status >= 500:
+        return f"failed: status {status}"
+    if status >= 400:
+        return f"refused: status {status}"
+    if failures := answer.get("batchItemFailures"):
+        return f"refused: {len(failures)} record(s) reported failed, for the stream to retry"
+    if answer.get("launched") is False:
+        return f"refused: nothing launched ({answer.get('reason', 'nothing due')})"
+    return "handled"
 
 
 RUNNER_SAMPLE_PREFIX = "runner_"
@@ -104,7 +145,11 @@ def handler_for(event: dict[str, Any], file_name: str | None = None) -> tuple[st
     if step in steps:
         return step, steps[step]
     records = event.get("Records") or [{}]
-    if event.get("kind") in {"job", "schedule"} or event.get("detail-type") == "Object Created":
+    # Scheduler targets only the launcher; the hourly rule's `Scheduled Event` (source
+    # aws.events) only the cleanup; the import rule passes S3's `Object Created` only.
+    if event.get("kind") in {"job", "schedule"} or event.get("source") == "aws.scheduler":
+        return "launcher", launcher.handler
+    if event.get("detail-type") == "Object Created":
         return "launcher", launcher.handler
     if event.get("detail-type") == "Scheduled Event":
         return "cleanup", cleanup.handler
@@ -118,7 +163,14 @@ def handler_for(event: dict[str, Any], file_name: str | None = None) -> tuple[st
         return "ws_handler", ws_handler.handler
     if {"tenantId", "jobId", "push", "graceSeconds"} <= event.keys():
         return "notify", runner.notify  # the JobRunner's Notify task: Finalize's output
-    raise ValueError("not an event Tether has a handler for")
+    raise Unroutable(_unroutable(event, records[0]))
+
+
+def _unroutable(event: dict[str, Any], record: dict[str, Any]) -> str:
+    source = record.get("EventSource") or record.get("eventSource") or event.get("source")
+    if source:
+        return f"no Tether function is wired to {source} events"
+    return "not an event Tether has a handler for (no function of the template takes it)"
 
 
 @dataclass(frozen=True)
@@ -135,6 +187,7 @@ def _environment() -> Iterator[_World]:
     saved = dict(os.environ)
     try:
         with mock_aws():
+            _share_service_models()
             os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "replay")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "replay")
@@ -165,12 +218,26 @@ def _environment() -> Iterator[_World]:
             EventBridgeScheduler(
                 scheduler, group=c.DEFAULT_SCHEDULER_GROUP, target_arn="", role_arn=""
             ).ensure_group()
-            yield _World(_seed(client), DynamoConnectionStore(client, tables["connections"]))
+            placeholders = {**_seed(client), "MESSAGES_TABLE": tables["messages"]}
+            yield _World(placeholders, DynamoConnectionStore(client, tables["connections"]))
     finally:
         for cache in handler_caches():
             cache.cache_clear()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@functools.cache
+def _service_models() -> Loader:
+    return create_loader()
+
+
+def _share_service_models() -> None:
+    """One botocore loader for every replay: mock_aws gives each a new boto3 session, which
+    would otherwise parse the service models and endpoints again (about a second each)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _service_models())
+    boto3.setup_default_session(botocore_session=session)
 
 
 def _seed(client: Any) -> dict[str, str]:
@@ -248,22 +315,62 @@ def _fill(text: str, placeholders: dict[str, str]) -> str:
 
 
 def replay(paths: list[Path]) -> list[Replayed]:
-    """Replay each file in a fresh local AWS; returns what each handler answered."""
-    results: list[Replayed] = []
-    for path in paths:
-        with _environment() as world:
-            event = json.loads(_fill(path.read_text(), world.placeholders))
-            name, handler = handler_for(event, path.name)
-            connection = event.get("requestContext", {}).get("connectionId")
-            if name == "ws_handler" and event["requestContext"].get("eventType") != "CONNECT":
-                owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
-                world.connections.connect(connection, owner, SystemClock().now())
+    """Replay each file in a fresh local AWS; returns what each handler answered.
+
+    A file that is not JSON, or an event no Tether function is wired to, is reported as not
+    replayed and the next file runs: one answer per file, always.
+    """
+    return [_replay_one(path) for path in paths]
+
+
+def _replay_one(path: Path) -> Replayed:
+    try:
+        # Placeholders sit inside JSON strings, so the shape can be read before they are filled.
+        name, handler = handler_for(json.loads(path.read_text()), path.name)
+    except (OSError, ValueError) as unusable:  # unreadable, not JSON, or Unroutable
+        return Replayed(path, None, None, not_replayed=str(unusable))
+    with _environment() as world:
+        event = json.loads(_fill(path.read_text(), world.placeholders))
+        connection = event.get("requestContext", {}).get("connectionId")
+        if name == "ws_handler" and event["requestContext"].get("eventType") != "CONNECT":
+            owner = Principal(tenant_id=TENANT, subject=USER, scopes=frozenset(Scope))
+            world.connections.connect(connection, owner, SystemClock().now())
+        with _tracebacks_logged() as tracebacks:
             answer = _invoke(handler, event, LocalLambdaContext(function_name=f"tether-{name}"))
-            pushed = [delivery.summary() for delivery in PushSink().deliveries()]
-            results.append(
-                Replayed(path, name, answer, _posted_frames(), pushed, _started_executions())
-            )
-    return results
+        pushed = [delivery.summary() for delivery in PushSink().deliveries()]
+        return Replayed(
+            path,
+            name,
+            answer,
+            _posted_frames(),
+            pushed,
+            _started_executions(),
+            tracebacks=tracebacks,
+        )
+
+
+class _TracebackCollector(logging.Handler):
+    """Keeps the message of every record logged with an exception's traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _tracebacks_logged() -> Iterator[list[str]]:
+    """What the handlers logged with a traceback (every Tether logger is the service's)."""
+    collector = _TracebackCollector()
+    logger = logging.getLogger(c.SERVICE_NAME)
+    logger.addHandler(collector)
+    try:
+        yield collector.messages
+    finally:
+        logger.removeHandler(collector)
 
 
 def _posted_frames() -> dict[str, list[Any]]:

@@ -57,3 +57,27 @@ def test_the_pinned_cli_lists_both_stacks_of_the_app(dev_stack: SynthesizedStack
     # Then it read the assembly: both stacks, the data stack first
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert listed.stdout.split() == ["Tether-dev-data", "Tether-dev"]
+
+
+def test_the_cdk_steps_run_on_the_pinned_supported_node(dev_stack: SynthesizedStack) -> None:
+    # Given the Node package.json pins (an LTS jsii supports; the machine's may be past its end
+    # of life), after the fixture's synth started aws-cdk-lib's jsii kernel
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["node"]
+    assert dev_stack.outdir.exists()
+
+    # When the kernel's node (JSII_NODE) and the node `npx cdk` runs under tell their version
+    kernel_node = os.environ["JSII_NODE"]
+    kernel = subprocess.run(  # noqa: S603 - the pinned node, fixed arguments
+        [kernel_node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    cli = subprocess.run(
+        ["npx", "--no-install", "node", "--version"],  # noqa: S607 - npm's own launcher
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    # Then both are the pinned one, from node_modules
+    assert Path(kernel_node) == ROOT / "node_modules" / ".bin" / "node"
+    assert (kernel, cli) == (f"v{pinned}", f"v{pinned}")

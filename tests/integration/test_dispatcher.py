@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 from collections import defaultdict
 from datetime import datetime
@@ -33,6 +34,7 @@ from shared.adapters.connections_api import (
     management_api_client,
 )
 from shared.adapters.dynamo_connections import DynamoConnectionStore
+from shared.constants import SERVICE_NAME
 from shared.delivery_wiring import DeliverySettings, DispatcherContext, dispatcher_context
 from shared.domain.auth import Principal, Scope
 from shared.domain.models import JobRecord, JobRequest, ProgressDelta
@@ -301,6 +303,68 @@ def test_a_malformed_record_fails_only_itself(
     # Then only the broken ones fail, and the good ones are delivered
     assert failed == ["900", "901"]
     assert poster.seqs("c1") == [(job.job_id, 1), (job.job_id, 2)]
+
+
+def test_an_item_that_is_no_message_fails_with_its_reason_and_no_traceback(
+    dynamodb: DynamoDBClient,
+    table_names: dict[str, str],
+    settings: DeliverySettings,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an INSERT on the messages table of an item that is no message (the shape
+    # `sam local generate-event dynamodb update` makes), and a record without its image
+    messages = table_names["messages"]
+    arn = f"arn:aws:dynamodb:us-east-1:123456789012:table/{messages}/stream/2015-06-27T00:48:05"
+    foreign: Event = {
+        "eventID": "c4ca4238a0b923820dcc509a6f75849b",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"Id": {"N": "101"}},
+            "NewImage": {"Message": {"S": "New item!"}, "Id": {"N": "101"}},
+            "SequenceNumber": "4421584500000000017450439091",
+            "SizeBytes": 26,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": arn,
+    }
+    imageless = copy.deepcopy(foreign)
+    del imageless["dynamodb"]["NewImage"]
+    imageless["dynamodb"]["SequenceNumber"] = "4421584500000000017450439092"
+    _use(monkeypatch, _context(settings, dynamodb, clock, FakePoster()))
+    logged = _ErrorRecords()
+    logging.getLogger(SERVICE_NAME).addHandler(logged)
+
+    # When they reach the dispatcher
+    try:
+        failed = _dispatch(foreign, imageless)
+    finally:
+        logging.getLogger(SERVICE_NAME).removeHandler(logged)
+
+    # Then both fail (the stream retries them, then its DLQ keeps them), each logged once with
+    # what is missing, and without a traceback: a broken record is not a bug in the dispatcher
+    assert failed == ["4421584500000000017450439091", "4421584500000000017450439092"]
+    assert [(r.getMessage(), r.exc_info) for r in logged.records] == [
+        ("unreadable stream record", None),
+        ("unreadable stream record", None),
+    ]
+    reasons = [getattr(r, "reason", "") for r in logged.records]
+    assert reasons == [
+        "not a Tether message: no 'tenantId' attribute",
+        "not a Tether message: no 'NewImage' attribute",
+    ]
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def test_a_failed_subscriber_query_fails_the_record(

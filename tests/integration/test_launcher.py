@@ -119,3 +119,26 @@ def test_an_object_under_a_tenants_import_prefix_starts_a_csv_import_once(world:
     # Keys outside a tenant's prefix start nothing
     for key in ("other/acme/x.csv", "imports/acme", "imports/bad tenant/x.csv"):
         assert world.launch(_s3_event(key)) == {"launched": False}
+
+
+def test_an_event_that_is_no_launch_tether_scheduled_is_refused_clearly(world: World) -> None:
+    # Given what EventBridge Scheduler sends for a schedule without Tether's input (its own
+    # `Scheduled Event`, as a schedule made in the console would), and a launch missing fields
+    scheduler_default = {
+        "version": "0",
+        "id": "d167b752-343a-4b28-afd6-d4de056319e8",
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": "2025-02-20T16:03:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/aaaaa"],
+        "detail": "{}",
+    }
+    truncated = {"kind": "schedule"}
+
+    # When they reach the launcher / Then each is refused as a validation failure, not raised
+    # (Scheduler would retry it for nothing), and nothing is started
+    for event in (scheduler_default, truncated):
+        assert world.launch(event) == {"launched": False, "reason": "validation_failed"}
+    assert world.executions.started == []
