@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from shared.domain.clock import ManualClock
 
 THREADS = 8
-# 8 threads x 50 updates keep every commit racing the others (the optimistic lock and the seq
+# 8 threads x 25 updates keep every commit racing the others (the optimistic lock and the seq
 # collisions are hit hundreds of times a run) in `make test`; TETHER_CONTENTION_UPDATES=200
 # runs the original 1,600 updates.
-UPDATES_PER_THREAD = int(os.environ.get("TETHER_CONTENTION_UPDATES", "50"))
+UPDATES_PER_THREAD = int(os.environ.get("TETHER_CONTENTION_UPDATES", "25"))
 
 
 def _hammer(service: JobService, ref: JobRef, worker: int, clock: ManualClock | None) -> None:
