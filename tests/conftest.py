@@ -35,24 +35,26 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
-# `make test` runs `-n 2 --dist loadscope` with this scheduler: a module runs whole and in
+# `make test` runs `-n 3 --dist loadscope` with this scheduler: a module runs whole and in
 # order on one worker (its module-scoped moto or local stack is built once), every tests/infra
 # module shares one worker (the synthesized CDK apps are session fixtures: built once a run, not
-# once per worker), and the costliest scopes start first so that no long one is left for the
-# end while the other worker idles.
+# once per worker), and the longest scopes start first so that none is left for the end while
+# the other workers idle.
 _SHARED_CDK_APPS: Final = "tests/infra/"
-# Costliest first (CPU seconds measured on 2 cores, most above 20 s); the rest follow in
-# collection order.
+# Longest first (wall seconds of a 2-core run, 15 s and more); the rest follow in collection
+# order.
 _FIRST: Final = (
-    "tests/integration/test_recovery_property.py",
-    "tests/faults/test_runner_stateful.py",
     "tests/infra",
-    "tests/integration/test_replay_events.py",
-    "tests/e2e/test_unclean_stop.py",
-    "tests/integration/test_concurrency.py",
+    "tests/integration/test_recovery_property.py",
     "tests/e2e/test_restart.py",
-    "tests/integration/runner/test_runner.py",
+    "tests/integration/test_replay_events.py",
+    "tests/e2e/test_local_stack.py",
+    "tests/integration/test_concurrency.py",
+    "tests/e2e/test_unclean_stop.py",
     "tests/browser/test_console.py",
+    "tests/integration/runner/test_failure_paths.py",
+    "tests/integration/runner/test_runner.py",
+    "tests/e2e/test_openapi_conformance.py",
 )
 
 
