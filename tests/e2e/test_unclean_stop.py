@@ -15,12 +15,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import pytest
@@ -43,6 +44,15 @@ class DevProcess:
     process: subprocess.Popen[str]
     urls: StackUrls
     summary: str  # the "Tether is running locally (...)" line
+    output: list[str]  # what it printed after the banner (its logs), read as it comes
+    reader: threading.Thread
+
+
+def _drain(stream: IO[str], into: list[str]) -> None:
+    """Read the stack's output until it closes: a pipe nobody reads fills up (64 KB of logs),
+    and the stack would block on its next print, shutdown included."""
+    for line in stream:
+        into.append(line)
 
 
 def _start(state: Path) -> DevProcess:
@@ -63,8 +73,11 @@ def _start(state: Path) -> DevProcess:
         if line.startswith("Ctrl-C stops") or time.monotonic() > deadline:
             break
     assert {"summary", "http", "ws", "aws"} <= found.keys(), found
+    output: list[str] = []
+    reader = threading.Thread(target=_drain, args=(process.stdout, output), daemon=True)
+    reader.start()
     urls = StackUrls(found["http"], found["ws"], found["http"], found["aws"])
-    return DevProcess(process, urls, found["summary"])
+    return DevProcess(process, urls, found["summary"], output, reader)
 
 
 def _token(state: Path) -> str:
@@ -86,6 +99,7 @@ def processes() -> Iterator[list[DevProcess]]:
         if dev.process.poll() is None:
             dev.process.kill()
         dev.process.wait(30)
+        dev.reader.join(30)  # the pipe's end: it has read everything
         if dev.process.stdout is not None:
             dev.process.stdout.close()
 
