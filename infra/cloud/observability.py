@@ -228,7 +228,7 @@ class Observability(Construct):
                 ),
                 thresholds.launch_dlq_messages,
                 "Launches given up on wait in the launch DLQ: a scheduled, periodic or "
-                "S3-triggered job did not start. Fix the cause, then redrive (README).",
+                "S3-triggered job did not start. Fix the cause, then redrive (docs/operations.md).",
             ),
             "LauncherErrors": self._alarm(
                 "LauncherErrors",

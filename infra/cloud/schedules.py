@@ -1,4 +1,4 @@
-"""The `Schedules` construct: DESIGN §8's schedules, triggers, priorities and hourly cleanup.
+"""The `Schedules` construct: the schedules, triggers, priorities and hourly cleanup.
 
 * An EventBridge Scheduler group for Tether's schedules (one-time `at(...)` jobs and recurring
   schedules, written by the HTTP function at runtime) and the execution role Scheduler assumes,
@@ -131,7 +131,7 @@ class Schedules(Construct):
         self.launcher = self._function(
             "LauncherFunction",
             LAUNCHER_HANDLER,
-            "Tether launcher: starts scheduled, periodic and S3-triggered jobs (DESIGN §8)",
+            "Tether launcher: starts scheduled, periodic and S3-triggered jobs",
             LAUNCHER_TABLES,
             packaging=packaging,
             timeout=Duration.seconds(30),
@@ -184,7 +184,7 @@ class Schedules(Construct):
         self.cleanup_rule = events.Rule(
             self,
             "CleanupRule",
-            description="Tether hourly cleanup (DESIGN §8)",
+            description="Tether hourly cleanup",
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.cleanup, retry_attempts=2)],
         )
