@@ -188,7 +188,7 @@ class Schedules(Construct):
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.cleanup, retry_attempts=2)],
         )
-        # What the README's "When an alarm fires" runbook needs to inspect and redrive.
+        # What the "When an alarm fires" runbook (docs/operations.md) needs to inspect and redrive.
         CfnOutput(
             stack,
             "LaunchDlqUrl",
@@ -251,7 +251,7 @@ class Schedules(Construct):
         return function
 
     def _dead_letter_queue(self, removal_policy: RemovalPolicy) -> sqs.Queue:
-        # Two weeks to notice, fix the cause and redrive (README, "When an alarm fires").
+        # Two weeks to notice, fix the cause and redrive (docs/operations.md).
         return dead_letter_queue(
             self,
             "LaunchFailures",
