@@ -7,6 +7,7 @@ The forbidden phrases are assembled from parts, so that this file does not name 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,8 +31,10 @@ HEADING: Final = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.MULTILINE)
 
 
 def tracked_files(root: Path) -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, text=True
+    git = shutil.which("git")
+    assert git is not None, "git is needed to list the tracked files"
+    listed = subprocess.run(  # noqa: S603 - a fixed command, no input from outside
+        [git, "ls-files", "-z"], cwd=root, capture_output=True, check=True, text=True
     )
     return [name for name in listed.stdout.split("\0") if name]
 
@@ -51,7 +54,7 @@ def text_of(path: Path) -> str | None:
 
 def outside_mentions(root: Path, names: Iterable[str]) -> list[str]:
     """`path:line: phrase` for every forbidden phrase in the named files."""
-    found = []
+    found: list[str] = []
     for name in names:
         text = text_of(root / name)
         if text is None:
@@ -81,7 +84,7 @@ def relative_links(path: Path) -> list[str]:
 
 def broken_links(path: Path) -> list[str]:
     """Each relative link of a Markdown file whose file, or heading, does not exist."""
-    broken = []
+    broken: list[str] = []
     for target in relative_links(path):
         file_part, _, anchor = target.partition("#")
         linked = (path.parent / file_part).resolve() if file_part else path
