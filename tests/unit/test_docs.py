@@ -15,6 +15,13 @@ from typing import Final
 
 import pytest
 
+from shared import constants as c
+from shared.domain.documents import MAX_DEPTH
+from shared.domain.frames import FRAME_LIMIT_BYTES
+from shared.domain.models import DEFAULT_MAX_PAUSE_SECONDS
+from shared.services.jobs import MAX_REPLAY_MESSAGES
+from shared.services.websocket import MAX_CLIENT_FRAME_BYTES
+
 ROOT: Final = Path(__file__).resolve().parents[2]
 # Documents that live outside this repository, and the way code used to cite their sections.
 FORBIDDEN: Final = (
@@ -28,6 +35,28 @@ MARKDOWN_LINK: Final = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCED_BLOCK: Final = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 INLINE_CODE: Final = re.compile(r"`[^`\n]*`")
 HEADING: Final = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.MULTILINE)
+# Figures the docs state, written from the constants the code runs on (whitespace-insensitive).
+FIGURES: Final = (
+    ("protocol.md", f"at most {FRAME_LIMIT_BYTES // 1024} KB each"),
+    ("protocol.md", f"each is at most {MAX_CLIENT_FRAME_BYTES // 1024} KB"),
+    ("protocol.md", f"larger than {MAX_REPLAY_MESSAGES:,} messages"),
+    ("protocol.md", f"every {c.DEFAULT_PROGRESS_MIN_INTERVAL_MS} ms"),
+    ("protocol.md", f"expire {c.MESSAGE_TTL_SECONDS // 3600} hours after they are written"),
+    ("protocol.md", f"valid {c.DEFAULT_RESUME_TOKEN_TTL_SECONDS // 3600} hours"),
+    ("http-api.md", f"more than {c.DEFAULT_WRITE_RATE_PER_MINUTE} in a minute"),
+    ("http-api.md", f"at most {c.DEFAULT_MAX_BODY_BYTES // 1024} KB (413)"),
+    ("http-api.md", f"remembers the answer for {c.DEFAULT_IDEMPOTENCY_TTL_SECONDS // 3600} hours"),
+    ("http-api.md", f"nesting at most {MAX_DEPTH} deep"),
+    ("architecture.md", f"Each tenant may have {c.DEFAULT_MAX_RUNNING_PER_TENANT} jobs"),
+    ("architecture.md", f"({c.DEFAULT_BATCH_SIZE} items by default"),
+    ("architecture.md", f"After {c.DEFAULT_BATCHES_PER_EXECUTION:,} batches"),
+    ("architecture.md", f"about {c.DEFAULT_EVENTS_PER_EXECUTION:,} history events"),
+    ("architecture.md", f"stop at {c.STANDARD_MAX_HISTORY_EVENTS:,} history events"),
+    ("architecture.md", f"in {c.MAX_EXECUTION_ATTEMPTS} executions fails `launch_failed`"),
+    ("architecture.md", f"`PushGrace` ({c.DEFAULT_PUSH_GRACE_SECONDS} s by default)"),
+    ("architecture.md", f"({c.SCHEDULED_JOB_OVERDUE_SECONDS // 60} minutes past due)"),
+    ("architecture.md", f"(default {DEFAULT_MAX_PAUSE_SECONDS // 86400} days,"),
+)
 
 
 def tracked_files(root: Path) -> list[str]:
@@ -111,6 +140,14 @@ def test_the_check_finds_each_forbidden_phrase(tmp_path: Path) -> None:
     found = outside_mentions(tmp_path, ["notes.py", "blob.bin", "deleted.md"])
     # Then each phrase is reported on its own line, and the binary and missing files are skipped
     assert found == [f"notes.py:{n}: {p}" for n, p in enumerate(FORBIDDEN, start=1)]
+
+
+@pytest.mark.parametrize(("name", "figure"), FIGURES, ids=[figure for _, figure in FIGURES])
+def test_the_docs_state_the_figures_the_code_uses(name: str, figure: str) -> None:
+    # Given a figure built from the constant the code runs on / When the doc is read
+    text = " ".join((ROOT / "docs" / name).read_text(encoding="utf-8").split())
+    # Then the doc states exactly that figure
+    assert figure in text
 
 
 def test_the_docs_exist() -> None:
