@@ -1,4 +1,4 @@
-"""Cleanup Lambda (DESIGN §8), run by an EventBridge rule every hour.
+"""Cleanup Lambda, run by an EventBridge rule every hour.
 
 Thin: `shared.services.cleanup.Cleanup` decides whether this invocation runs (interval, lease)
 and does the sweeping; the lease owner is this invocation's request id.

@@ -1,4 +1,4 @@
-"""Dispatcher Lambda: the messages table's stream → live WebSocket clients (DESIGN §2, §4).
+"""Dispatcher Lambda: the messages table's stream → live WebSocket clients.
 
 Thin: Powertools' BatchProcessor walks the stream batch; each INSERT of a message is turned back
 into its envelope and tenant and handed to `shared.services.delivery.deliver`. MODIFY and REMOVE

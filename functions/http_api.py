@@ -1,4 +1,4 @@
-"""HTTP API Lambda (API Gateway HTTP API, payload v2): the REST routes of DESIGN §5.
+"""HTTP API Lambda (API Gateway HTTP API, payload v2): the REST routes (docs/http-api.md).
 
 Thin: before the resolver sees a body, `shared.api.request_body` applies the input rules
 (JSON object, media type, UTF-8, what DynamoDB can store); Powertools wires logging, tracing and
@@ -50,7 +50,7 @@ app.enable_swagger(path="/docs")
 JOB_ID_PATTERN = r"[A-Za-z0-9._:@|-]{1,128}"
 JobId = Annotated[str, Path(pattern=rf"^{JOB_ID_PATTERN}$")]
 _JOB_PATH = re.compile(rf"^/jobs/(?P<job_id>{JOB_ID_PATTERN})(?:/|$)")
-app.include_router(schedules_router)  # /schedules... (DESIGN §8)
+app.include_router(schedules_router)  # /schedules...
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""HTTP routes for push devices (DESIGN §5): `POST /devices`, `DELETE /devices/{deviceId}`.
+"""HTTP routes for push devices (docs/http-api.md): `POST /devices`, `DELETE /devices/{deviceId}`.
 
 A Powertools `Router` the HTTP API handler includes (`app.include_router`), so the routes share
 its validation, problem+json errors, authentication and OpenAPI document. Thin like the rest:

@@ -1,4 +1,4 @@
-"""The schedules routes of the HTTP API (DESIGN §8), as a Powertools Router.
+"""The schedules routes of the HTTP API, as a Powertools Router.
 
 `functions.http_api` includes this router, so these routes share its resolver: request
 validation, the OpenAPI document and the one problem+json mapping of errors (an invalid

@@ -1,4 +1,4 @@
-"""Launcher Lambda (DESIGN §8): starts scheduled, periodic and triggered jobs.
+"""Launcher Lambda: starts scheduled, periodic and triggered jobs.
 
 Two callers, told apart by the event's shape: EventBridge Scheduler sends the payload Tether
 put on the schedule (`ScheduledLaunch`: a one-time job, or a run of a recurring schedule, with

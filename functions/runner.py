@@ -141,7 +141,7 @@ def finalize(event: dict[str, Any], _context: LambdaContext) -> dict[str, object
         "tenantId": job.tenant_id,
         "jobId": job.job_id,
         "status": job.status.value,
-        # Read by the definition's PushDecision and PushGrace states (DESIGN §7).
+        # Read by the definition's PushDecision and PushGrace states (docs/architecture.md, Push).
         "push": wants_push(job),
         "graceSeconds": context().push_grace_seconds,
     }

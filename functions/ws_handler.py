@@ -1,4 +1,4 @@
-"""WebSocket API Lambda: `$connect`, `$disconnect` and the client actions (DESIGN §4).
+"""WebSocket API Lambda: `$connect`, `$disconnect` and the client actions (docs/protocol.md).
 
 Thin: Powertools parses the event, `shared.services.websocket.WebSocketSession` decides, and
 the frames it returns are posted back through the `@connections` API. `$connect` runs after

@@ -1,4 +1,4 @@
-"""The auth environment of a Tether process (DESIGN §6), modelled once and read at cold start.
+"""The auth environment of a Tether process, modelled once and read at cold start.
 
 Keys come from `shared.constants`. Exactly one way to verify user tokens is configured: an HS256
 secret (the local stack) or a JWKS URL (the cloud, e.g. a Cognito user pool). Resume tokens are

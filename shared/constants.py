@@ -22,19 +22,19 @@ ENV_MAX_BODY_BYTES: Final = "TETHER_MAX_BODY_BYTES"
 ENV_WRITE_RATE_PER_MINUTE: Final = "TETHER_WRITE_RATE_PER_MINUTE"
 ENV_IDEMPOTENCY_TTL_SECONDS: Final = "TETHER_IDEMPOTENCY_TTL_SECONDS"
 
-# Retention (DESIGN §3, §4).
+# Retention (docs/architecture.md, docs/protocol.md).
 MESSAGE_TTL_SECONDS: Final = 24 * 3600
 TERMINAL_JOB_TTL_SECONDS: Final = 30 * 24 * 3600
 
-# HTTP API limits (DESIGN §5): request bodies, writes per tenant, how long a key is remembered.
+# HTTP API limits: request bodies, writes per tenant, how long a key is remembered.
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
 DEFAULT_WRITE_RATE_PER_MINUTE: Final = 120
 DEFAULT_IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
 
-# Progress coalescing (DESIGN §4): at most one progress message per job per this interval.
+# Progress coalescing (docs/protocol.md): at most one progress message per job per this interval.
 DEFAULT_PROGRESS_MIN_INTERVAL_MS: Final = 250
 
-# Auth (DESIGN §6): user tokens are verified with an HS256 secret (local) or a JWKS URL (cloud).
+# Auth: user tokens are verified with an HS256 secret (local) or a JWKS URL (cloud).
 ENV_AUTH_HS256_SECRET: Final = "TETHER_AUTH_HS256_SECRET"  # noqa: S105 - a variable's name
 ENV_AUTH_JWKS_URL: Final = "TETHER_AUTH_JWKS_URL"
 ENV_AUTH_JWKS_ALGORITHMS: Final = "TETHER_AUTH_JWKS_ALGORITHMS"
@@ -63,12 +63,12 @@ ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 METRICS_NAMESPACE: Final = "Tether"
 
-# Live delivery (DESIGN §2, §4): where the dispatcher posts frames. In the cloud the WebSocket
+# Live delivery: where the dispatcher posts frames. In the cloud the WebSocket
 # stage's management endpoint, https://{apiId}.execute-api.{region}.amazonaws.com/{stage};
 # locally the gateway emulator's URL.
 ENV_WEBSOCKET_MANAGEMENT_URL: Final = "TETHER_WEBSOCKET_MANAGEMENT_URL"
 
-# JobRunner (DESIGN §2, §8): the state machine the launcher starts and how many items one
+# JobRunner (docs/architecture.md): the state machine the launcher starts and how many items one
 # ProcessBatch task handles. 100 keeps a 10,000-item job at ~200 state transitions and a batch
 # far below Lambda's 15 minutes for any built-in job type.
 ENV_STATE_MACHINE_ARN: Final = "TETHER_STATE_MACHINE_ARN"
@@ -112,7 +112,7 @@ DEFAULT_EVENTS_PER_EXECUTION: Final = 20_000
 # execution closed takes the run's next name (a closed name stays taken 90 days).
 MAX_EXECUTION_ATTEMPTS: Final = 20
 
-# Schedules, triggers, priorities and cleanup (DESIGN §8, issue 8).
+# Schedules, triggers, priorities and cleanup (docs/architecture.md).
 ENV_SCHEDULES_TABLE: Final = "TETHER_SCHEDULES_TABLE"
 # EventBridge Scheduler: the group Tether's schedules live in, the role Scheduler assumes to
 # invoke the launcher, and the launcher function every schedule targets.
@@ -145,7 +145,7 @@ IMPORTS_PREFIX: Final = "imports/"
 # its tenant's `imports/{tenantId}/` there. Unset, no csv_import job is accepted.
 ENV_IMPORT_BUCKET: Final = "TETHER_IMPORT_BUCKET"
 IMPORT_OWNER: Final = "trigger:s3"
-# Push (DESIGN §5, §7): the SNS platform application of each platform (CloudFormation has no
+# Push: the SNS platform application of each platform (CloudFormation has no
 # resource for them: they come from configuration) and how long the JobRunner waits for a live
 # client to acknowledge a job's end before it pushes.
 ENV_PUSH_APNS_ARN: Final = "TETHER_PUSH_APNS_ARN"

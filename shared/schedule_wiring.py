@@ -1,4 +1,4 @@
-"""Builds the schedules API, the launcher and the cleanup from settings (DESIGN §8).
+"""Builds the schedules API, the launcher and the cleanup from settings.
 
 One factory per entry point, called at cold start: the schedules routes of the HTTP API, the
 launcher Lambda (targeted by Scheduler and the S3 import rule) and the hourly cleanup Lambda.

@@ -52,7 +52,7 @@ class TetherSettings(BaseSettings):
         default=c.DEFAULT_BATCHES_PER_EXECUTION, ge=1, le=3000, alias=c.ENV_BATCHES_PER_EXECUTION
     )
     batch_size: int = Field(default=c.DEFAULT_BATCH_SIZE, ge=1, le=10_000, alias=c.ENV_BATCH_SIZE)
-    # Schedules, priorities and cleanup (DESIGN §8).
+    # Schedules, priorities and cleanup (docs/architecture.md).
     schedules_table: str = Field(default="", alias=c.ENV_SCHEDULES_TABLE)
     scheduler_group: str = Field(default=c.DEFAULT_SCHEDULER_GROUP, alias=c.ENV_SCHEDULER_GROUP)
     scheduler_role_arn: str | None = Field(

@@ -21,10 +21,10 @@ Item shapes (keys only; the adapters own the rest):
 * idempotency: Powertools' idempotency persistence layer (its default `id` / `expiration`).
 * limits: fixed-window request counters, `bucket` = "{tenant}#{action}#{window start}", with
   `expiresAt` (TTL) shortly after the window ends. Also, without TTL, one run-slot item per
-  tenant (`bucket` = "slots#{tenant}": the set of jobs holding a slot, DESIGN §8) and the
+  tenant (`bucket` = "slots#{tenant}": the set of jobs holding a slot) and the
   cleanup's lease and last run ("cleanup#lease", "cleanup#state").
-* schedules: `tenantId` / `scheduleId`: recurring schedules, their job request and recent runs
-  (DESIGN §8). A table of its own because it is listed per tenant (the jobs table's tenant
+* schedules: `tenantId` / `scheduleId`: recurring schedules, their job request and recent runs.
+  A table of its own because it is listed per tenant (the jobs table's tenant
   partition would mix schedules into every job listing and its indexes) and it never expires.
 """
 

@@ -84,7 +84,7 @@ def job_runner(
 def admission(
     settings: TetherSettings, jobs: JobService, client: DynamoDBClient | None = None
 ) -> Admission | None:
-    """Per-tenant run slots and the priority queue (DESIGN §8); None without a limits table."""
+    """Per-tenant run slots and the priority queue; None without a limits table."""
     if not settings.limits_table:
         return None
     client = client or dynamodb_client(settings)

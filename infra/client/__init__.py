@@ -1,4 +1,4 @@
-"""Tether's Python client (DESIGN §11): what `tether watch` runs and mobile clients copy.
+"""Tether's Python client: what `tether watch` runs and mobile clients copy.
 
 Not Lambda code: it lives with the CLI and needs the `client` extra (aiohttp, keyring).
 """

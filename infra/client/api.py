@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN §5) from the client's side, over aiohttp.
+"""The HTTP API (docs/http-api.md) from the client's side, over aiohttp.
 
 Errors come back as `ApiProblem` carrying the problem+json `title`, `detail` and `code`, so the
 CLI can print them and a watch can tell "retry" (5xx, network) from "stop" (other 4xx) from

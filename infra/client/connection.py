@@ -1,4 +1,4 @@
-"""One WebSocket connection of a watch: the frames of DESIGN §4 and the client's timers.
+"""One WebSocket connection of a watch: the frames of docs/protocol.md and the client's timers.
 
 `TetherClient.watch` opens a socket and hands it to a `SocketWatch`, which subscribes from the
 tracker's position and then turns frames into updates: replays and live messages in seq order

@@ -1,4 +1,4 @@
-"""How the client waits and how often it talks: backoff, state-sync tries, ping, acks (DESIGN §11).
+"""How the client waits and how often it talks: backoff, state-sync tries, ping, acks.
 
 All of it is data with the contract's defaults, so a test (or a mobile port) can change any of
 it without touching the protocol code.

@@ -1,4 +1,4 @@
-"""Resume tokens kept per job (DESIGN §6): the OS keyring, or a 0600 file when there is none.
+"""Resume tokens kept per job: the OS keyring, or a 0600 file when there is none.
 
 `tether jobs create` puts the job's resume token here and `tether watch` takes it back, so a
 watch reconnects with a token that can see that one job and nothing else. On a headless Linux

@@ -1,6 +1,6 @@
 """The client's bookkeeping for one job, pure: positions, duplicates, gaps, counters, acks.
 
-No sockets and no clocks here (time is passed in), so every rule of DESIGN §4/§11 that a client
+No sockets and no clocks here (time is passed in), so every rule of docs/protocol.md that a client
 must keep is unit-testable: a seq already seen is dropped; a seq ahead of the next one is held
 until the replay fills the hole, and if the replay is over and the hole is still there, the
 client resubscribes with `since` (a live message can be missed while a new subscription

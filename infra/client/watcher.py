@@ -1,4 +1,4 @@
-"""The Python client (DESIGN §11): create jobs, and watch one over the WebSocket until it ends.
+"""The Python client: create jobs, and watch one over the WebSocket until it ends.
 
 `TetherClient.watch(job_id)` is an async iterator of typed updates (`infra.client.updates`).
 Underneath it keeps the contract of §4: subscribe with `since`/`epoch`, drop seqs already seen,

@@ -1,4 +1,4 @@
-"""The `HttpApi` construct: the REST API of DESIGN §5 on API Gateway (HTTP API) and Lambda.
+"""The `HttpApi` construct: the REST API (docs/http-api.md) on API Gateway (HTTP API) and Lambda.
 
 One Lambda (`functions.http_api.handler`) serves every route behind a `$default` route: the
 Powertools resolver in the handler routes, validates and writes the OpenAPI document, so API
@@ -45,7 +45,7 @@ HANDLER: Final = "functions.http_api.handler"
 # connections and devices belong to the WebSocket and push functions.
 TABLE_KEYS: Final = ("jobs", "messages", "idempotency", "limits")
 
-# CDK context keys for the cloud's token issuer (DESIGN §6).
+# CDK context keys for the cloud's token issuer (docs/http-api.md, Auth).
 JWKS_URL_CONTEXT: Final = "tether:jwksUrl"
 ISSUER_CONTEXT: Final = "tether:issuer"
 AUDIENCE_CONTEXT: Final = "tether:audience"
@@ -150,7 +150,7 @@ class HttpApi(Construct):
         self.api = apigwv2.HttpApi(
             self,
             "Api",
-            description="Tether HTTP API (DESIGN §5)",
+            description="Tether HTTP API (docs/http-api.md)",
             # The stage below replaces the default one, so it can have access logs.
             create_default_stage=False,
             cors_preflight=_cors(cors_origins),
@@ -158,7 +158,7 @@ class HttpApi(Construct):
         # `$default` catches every method and path: the handler's resolver routes. No API
         # Gateway authorizer, on purpose: the handler authenticates with the shared
         # Authenticator, which is what lets it answer the exact problem+json statuses of
-        # DESIGN §5/§6 (401 for a bad token, 403 for a missing scope, 404 for another tenant's
+        # docs/http-api.md (401 for a bad token, 403 for a missing scope, 404 for another tenant's
         # job, resume tokens scoped to one job), which an authorizer's bare 401/403 cannot.
         self.route = apigwv2.HttpRoute(
             self,
@@ -218,7 +218,7 @@ class HttpApi(Construct):
             self,
             "Function",
             handler=HANDLER,
-            description="Tether HTTP API: the REST routes of DESIGN §5",
+            description="Tether HTTP API: the REST routes",
             packaging=packaging,
             environment=environment,
             memory_size=512,

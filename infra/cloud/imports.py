@@ -1,4 +1,4 @@
-"""The `ImportBucket` construct: the S3 bucket triggered jobs read their input from (DESIGN §8).
+"""The `ImportBucket` construct: the S3 bucket triggered jobs read their input from.
 
 Stateful (uploads outlive a deploy), so it lives in the stateful stack beside the tables; the
 rule that turns `Object Created` under `imports/` into a job, and the grants to read it, belong

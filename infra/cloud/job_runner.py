@@ -1,4 +1,4 @@
-"""The `JobRunner` construct: DESIGN §2's Step Functions JobRunner and its six task Lambdas.
+"""The `JobRunner` construct: the Step Functions JobRunner and its six task Lambdas.
 
 The state machine's definition is `shared.runner.definition.job_runner_definition`, the one the
 local stack hands moto, rendered with `json.dumps` around the functions' ARN tokens: CDK turns
@@ -111,7 +111,7 @@ TASK_FUNCTIONS: Final[Mapping[str, TaskFunctionSpec]] = MappingProxyType(
             # below Lambda's 15 minutes.
             Duration.minutes(5),
             # Continue-as-new: after batchesPerExecution batches the job goes on in a new
-            # execution (Standard stops at 25,000 history events, DESIGN §9).
+            # execution (Standard stops at 25,000 history events).
             ("states:StartExecution",),
         ),
         RECORD_FAILURE: TaskFunctionSpec(
@@ -190,7 +190,7 @@ class JobRunner(Construct):
             c.ENV_STATE_MACHINE_ARN: self.state_machine_arn,
             c.ENV_BATCH_SIZE: str(c.DEFAULT_BATCH_SIZE),
             c.ENV_BATCHES_PER_EXECUTION: str(c.DEFAULT_BATCHES_PER_EXECUTION),
-            # Finalize hands it to the PushGrace wait (DESIGN §7).
+            # Finalize hands it to the PushGrace wait (docs/architecture.md, Push).
             c.ENV_PUSH_GRACE_SECONDS: str(push.grace_seconds),
             c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
             c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,

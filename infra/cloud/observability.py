@@ -11,7 +11,7 @@ Alarms, each on what means "a client is not told something it should be":
   started by itself);
 * launcher errors: unhandled exceptions of the launcher (retried before they dead-letter);
 * cleanup errors: the hourly cleanup failed (expired data stays, dead jobs stay unfinished).
-What an operator does when each fires is in the README ("When an alarm fires").
+What an operator does when each fires is in docs/operations.md ("When an alarm fires").
 Thresholds come from the stage (`DeploymentStage.alarm_thresholds`). Every alarm notifies the
 alarm topic (its ARN is a stack output: subscribe an e-mail or a chat hook to it). Missing data
 is "not breaching": no traffic is not an incident.
@@ -228,7 +228,7 @@ class Observability(Construct):
                 ),
                 thresholds.launch_dlq_messages,
                 "Launches given up on wait in the launch DLQ: a scheduled, periodic or "
-                "S3-triggered job did not start. Fix the cause, then redrive (README).",
+                "S3-triggered job did not start. Fix the cause, then redrive (docs/operations.md).",
             ),
             "LauncherErrors": self._alarm(
                 "LauncherErrors",

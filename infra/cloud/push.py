@@ -1,4 +1,4 @@
-"""The `Push` construct: SNS mobile push for devices and finished jobs (DESIGN §5, §7).
+"""The `Push` construct: SNS mobile push for devices and finished jobs.
 
 CloudFormation has no resource for SNS platform applications (they hold the APNs key and the
 FCM service account), so they are created once by hand or by a script and their ARNs come from

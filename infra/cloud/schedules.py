@@ -1,4 +1,4 @@
-"""The `Schedules` construct: DESIGN §8's schedules, triggers, priorities and hourly cleanup.
+"""The `Schedules` construct: the schedules, triggers, priorities and hourly cleanup.
 
 * An EventBridge Scheduler group for Tether's schedules (one-time `at(...)` jobs and recurring
   schedules, written by the HTTP function at runtime) and the execution role Scheduler assumes,
@@ -131,7 +131,7 @@ class Schedules(Construct):
         self.launcher = self._function(
             "LauncherFunction",
             LAUNCHER_HANDLER,
-            "Tether launcher: starts scheduled, periodic and S3-triggered jobs (DESIGN §8)",
+            "Tether launcher: starts scheduled, periodic and S3-triggered jobs",
             LAUNCHER_TABLES,
             packaging=packaging,
             timeout=Duration.seconds(30),
@@ -184,11 +184,11 @@ class Schedules(Construct):
         self.cleanup_rule = events.Rule(
             self,
             "CleanupRule",
-            description="Tether hourly cleanup (DESIGN §8)",
+            description="Tether hourly cleanup",
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.cleanup, retry_attempts=2)],
         )
-        # What the README's "When an alarm fires" runbook needs to inspect and redrive.
+        # What the "When an alarm fires" runbook (docs/operations.md) needs to inspect and redrive.
         CfnOutput(
             stack,
             "LaunchDlqUrl",
@@ -251,7 +251,7 @@ class Schedules(Construct):
         return function
 
     def _dead_letter_queue(self, removal_policy: RemovalPolicy) -> sqs.Queue:
-        # Two weeks to notice, fix the cause and redrive (README, "When an alarm fires").
+        # Two weeks to notice, fix the cause and redrive (docs/operations.md).
         return dead_letter_queue(
             self,
             "LaunchFailures",

@@ -1,4 +1,4 @@
-"""The `WebSocketApi` construct: live delivery of DESIGN §2/§4 on API Gateway WebSocket and Lambda.
+"""The `WebSocketApi` construct: live delivery on API Gateway WebSocket and Lambda.
 
 Three functions. The authorizer (`functions.authorizer.handler`) verifies the token once, at
 `$connect`. The WebSocket handler (`functions.ws_handler.handler`) serves `$connect`,
@@ -51,9 +51,9 @@ WS_HANDLER: Final = "functions.ws_handler.handler"
 DISPATCHER_HANDLER: Final = "functions.dispatcher.handler"
 
 ROUTE_SELECTION_EXPRESSION: Final = "$request.body.action"
-# DESIGN §4's client actions; each is its own route (per-route metrics and throttling), all on
-# the one handler, whose session model validates the body. `$default` answers anything else
-# with an `error` frame instead of API Gateway's bare "Forbidden".
+# The client actions (docs/protocol.md), each its own route (per-route metrics and
+# throttling), all on the one handler, whose session model validates the body. `$default`
+# answers anything else with an `error` frame instead of API Gateway's bare "Forbidden".
 ACTION_ROUTES: Final = ("subscribe", "unsubscribe", "ack", "cancel", "ping")
 ROUTE_KEYS: Final = ("$connect", "$disconnect", "$default", *ACTION_ROUTES)
 
@@ -117,7 +117,7 @@ class WebSocketApi(Construct):
         self.api = apigwv2.WebSocketApi(
             self,
             "Api",
-            description="Tether WebSocket API: live job messages (DESIGN §4)",
+            description="Tether WebSocket API: live job messages (docs/protocol.md)",
             route_selection_expression=ROUTE_SELECTION_EXPRESSION,
         )
         self.access_logs = logs.LogGroup(
@@ -240,7 +240,7 @@ class WebSocketApi(Construct):
         # No identity source, on purpose. API Gateway answers 401 without calling the authorizer
         # when any configured identity source is missing, and they are ANDed: with
         # `route.request.querystring.token` a client sending its token as a subprotocol
-        # (Sec-WebSocket-Protocol, DESIGN §6) would be refused, and listing both would require
+        # (Sec-WebSocket-Protocol) would be refused, and listing both would require
         # both. An empty list is allowed for REQUEST authorizers and means "always invoke";
         # the function itself takes the token from either place and refuses when neither has
         # one. The cost is one invocation per tokenless connect; nothing is lost to caching,

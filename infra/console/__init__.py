@@ -1,4 +1,4 @@
-"""The web console (DESIGN §11): static files, no build step, served by `tether dev` at /console/.
+"""The web console: static files, no build step, served by `tether dev` at /console/.
 
 `static/` holds plain HTML, CSS and ES modules that talk to Tether's public HTTP API and
 WebSocket only, so the same folder can be put on any static host next to a deployed stack (with

@@ -1,6 +1,6 @@
 """The local API Gateway: real HTTP and real WebSocket on localhost, for the same handlers.
 
-One aiohttp server plays the three faces of API Gateway that Tether uses (DESIGN §10):
+One aiohttp server plays the three faces of API Gateway that Tether uses (docs/local-stack.md):
 
 * the HTTP API: every request becomes a payload-2.0 event for `functions.http_api.handler`;
 * the WebSocket API (`/ws`): `$connect` runs the authorizer (token from `?token=` or the

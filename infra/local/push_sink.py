@@ -1,4 +1,4 @@
-"""The local push sink (DESIGN §10): what would have reached APNs and FCM, recorded and shown.
+"""The local push sink: what would have reached APNs and FCM, recorded and shown.
 
 The local stack's SNS is moto, in this process (in-process mocks and `ThreadedMotoServer`
 alike): a publish to a platform endpoint is kept by moto's SNS backend

@@ -1,4 +1,4 @@
-"""The local stack: all of Tether in one process, no Docker, no AWS account (DESIGN §10).
+"""The local stack: all of Tether in one process, no Docker, no AWS account (docs/local-stack.md).
 
 `LocalStack(state_dir).start()` brings up, in order: moto in server mode (`LocalAws`) with the
 tables from the shared specs, their items restored from the last run (`persistence`: the
@@ -212,7 +212,7 @@ class LocalStack:
         self.aws.start()
         self.aws.reset()
         endpoint = self.aws.endpoint_url
-        # moto's interpreter calls Lambda on localhost:MOTO_PORT (AWS_LOCAL_NOTES).
+        # moto's interpreter calls Lambda on localhost:MOTO_PORT (docs/local-stack.md).
         os.environ["MOTO_PORT"] = endpoint.rsplit(":", 1)[1]
         self.aws.configure(dict(local_sfn.MOTO_CONFIG))
         self.tables = self.aws.create_tables(TABLE_PREFIX)

@@ -1,7 +1,7 @@
 """The local JobRunner: moto's Step Functions interpreter running the real definition, with
-every Lambda task routed to the real handler in this process (DESIGN §10). No Docker.
+every Lambda task routed to the real handler in this process (docs/local-stack.md). No Docker.
 
-How it works, in three parts (see ../shared/AWS_LOCAL_NOTES.md, "Step Functions"):
+How it works, in three parts (what moto's interpreter does differently: docs/local-stack.md):
 
 * `MOTO_CONFIG` turns moto's interpreter on (`mock_aws(config=MOTO_CONFIG)`; in server mode
   POST it to `/moto-api/config`). Executions run in moto's background threads.

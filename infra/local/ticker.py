@@ -1,4 +1,4 @@
-"""The local stack's ticker (DESIGN §10): fires due EventBridge Scheduler schedules and the
+"""The local stack's ticker (docs/local-stack.md): fires due EventBridge Scheduler schedules and the
 hourly cleanup rule, because moto stores schedules but fires nothing.
 
 Each `tick(now)` reads Tether's schedule group from (moto's) Scheduler through boto3, computes

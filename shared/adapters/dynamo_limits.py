@@ -1,4 +1,4 @@
-"""The limits table: per-tenant rate limits, run slots and the cleanup's lease (DESIGN §8).
+"""The limits table: per-tenant rate limits, run slots and the cleanup's lease.
 
 Rate limits: one atomic counter per tenant, action and window. A fixed window is coarse (a
 burst can straddle two windows) but costs one UpdateItem per request and needs no clock

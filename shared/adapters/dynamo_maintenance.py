@@ -1,4 +1,4 @@
-"""Whole-table reads for the run queue and the hourly cleanup (DESIGN §8), on DynamoDB.
+"""Whole-table reads for the run queue and the hourly cleanup, on DynamoDB.
 
 The run queue is the jobs table's sparse `queue` index: only queued jobs carry its keys,
 sorted by "{priority rank}#{createdAt}#{jobId}", so one Query returns a tenant's waiting jobs
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _BATCH_WRITE_LIMIT: Final = 25
 _UNFINISHED: Final = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 QUEUE_INDEX: Final = "queue"
-# Devices whose SNS endpoint was disabled (invalid token) carry `enabled = false` (DESIGN §7).
+# Devices whose SNS endpoint was disabled (invalid token) carry `enabled = false`.
 DEVICE_ENABLED_ATTRIBUTE: Final = "enabled"
 
 

@@ -1,1 +1,1 @@
-"""The HTTP contract (DESIGN §5): response shapes and the one error-to-problem mapping."""
+"""The HTTP contract (docs/http-api.md): response shapes and the one error-to-problem mapping."""

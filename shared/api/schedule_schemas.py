@@ -1,4 +1,4 @@
-"""Response bodies of the schedules routes (DESIGN §8), one pydantic model each."""
+"""Response bodies of the schedules routes, one pydantic model each."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API (DESIGN §5), one pydantic model each, and the parameters
+"""Response bodies of the HTTP API (docs/http-api.md), one pydantic model each, and the parameters
 several routes share.
 
 They are the route functions' types, so the OpenAPI document describes exactly what the API

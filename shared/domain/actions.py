@@ -1,4 +1,4 @@
-"""What a client may send over the WebSocket (DESIGN §4): one model per action.
+"""What a client may send over the WebSocket (docs/protocol.md): one model per action.
 
 API Gateway routes on `$request.body.action`; the handler validates the whole frame against
 this union, so a bad frame gets an `error` frame naming the problem and changes nothing.

@@ -1,4 +1,4 @@
-"""Who is calling (DESIGN §6): the verified principal every use case acts for.
+"""Who is calling (docs/http-api.md, Auth): the verified principal every use case acts for.
 
 A `Principal` comes only out of `shared.services.auth`, after a token was verified. It carries the
 tenant every key and query is scoped by, and the scopes the token grants. A principal made from a

@@ -1,4 +1,4 @@
-"""The v2 message envelope (DESIGN §4): one model used by server, clients and tests.
+"""The v2 message envelope (docs/protocol.md): one model used by server, clients and tests.
 
 `status` and `progress` messages are persisted in the job's log with a `seq` inside an `epoch`;
 `resync`, `batch`, `subscribed`, `pong` and `error` are replies and carry no position.

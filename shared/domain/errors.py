@@ -168,7 +168,7 @@ class RequestInProgress(TetherError):
 
 
 class InvalidExpression(TetherError):
-    """A schedule expression or timezone that EventBridge Scheduler would refuse (DESIGN §8)."""
+    """A schedule expression or timezone that EventBridge Scheduler would refuse."""
 
     code = "invalid_expression"
     title = "Invalid schedule expression"

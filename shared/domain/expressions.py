@@ -1,4 +1,4 @@
-"""EventBridge Scheduler expressions (DESIGN §8): `at(...)`, `rate(...)` and AWS's `cron(...)`.
+"""EventBridge Scheduler expressions: `at(...)`, `rate(...)` and AWS's `cron(...)`.
 
 Parsed and validated here, once, so the HTTP API refuses what AWS would refuse (with a message
 naming the offending part) and the local ticker fires exactly when AWS would. AWS's cron is

@@ -1,4 +1,4 @@
-"""The job model (DESIGN §3): what a job is, field by field, with camelCase JSON names.
+"""The job model: what a job is, field by field, with camelCase JSON names.
 
 `JobRecord` is the full state of one job as stored and as returned by the state-sync API.
 `JobRequest` is what a client may ask for when it creates a job. Both validate at the boundary,
@@ -84,7 +84,7 @@ _PRIORITY_RANK: Final = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 
 
 class RetryPolicy(TetherModel):
-    """How a failed batch is retried (DESIGN §8); the defaults are part of the contract."""
+    """How a failed batch is retried; the defaults are part of the contract."""
 
     # Strict: a client's "3" or true is refused, not read as 3 or 1.
     max_retries: int = Field(default=3, ge=0, le=20, strict=True)
@@ -149,7 +149,7 @@ MAX_RECORDED_ATTEMPTS: Final = 50  # newest kept; more than any maxRetries + 1 a
 
 
 class Attempt(TetherModel):
-    """One failed try of a batch (DESIGN §8): what failed, and how long the runner waits."""
+    """One failed try of a batch: what failed, and how long the runner waits."""
 
     attempt: int = Field(ge=1, description="1 for the first try of the batch at this cursor")
     cursor: int = Field(ge=0, description="items done when the failed batch started")
@@ -159,7 +159,7 @@ class Attempt(TetherModel):
 
 
 class PushPolicy(StrEnum):
-    """When a finished job pushes to its owner's devices (DESIGN §7)."""
+    """When a finished job pushes to its owner's devices (docs/architecture.md, Push)."""
 
     IF_NOT_SEEN = "if_not_seen"  # only if no client of the owner acked the end live
     ALWAYS = "always"
@@ -167,7 +167,7 @@ class PushPolicy(StrEnum):
 
 
 class Platform(StrEnum):
-    """A push platform: one SNS platform application each (DESIGN §5, §7)."""
+    """A push platform: one SNS platform application each."""
 
     IOS = "ios"
     IOS_SANDBOX = "ios_sandbox"
@@ -265,7 +265,7 @@ class JobState(TetherModel):
     attempts: list[Attempt] = Field(default_factory=list)
     push: PushPolicy = PushPolicy.IF_NOT_SEEN
     push_attempts: list[PushAttempt] = Field(
-        default_factory=list, description="one entry per device when the job ended (DESIGN §7)"
+        default_factory=list, description="one entry per device when the job ended"
     )
 
     @property

@@ -1,4 +1,4 @@
-"""Push notifications for finished jobs (DESIGN §7): devices, the decision, and the payloads.
+"""Push notifications for finished jobs: devices, the decision, and the payloads.
 
 Pure: what a device is, whether a finished job should push, and exactly what APNs, the APNs
 sandbox and FCM receive, as the one SNS `MessageStructure=json` document. Success and failure

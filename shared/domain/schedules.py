@@ -1,4 +1,4 @@
-"""Recurring schedules (DESIGN §8): what a client asks for, and what the store keeps.
+"""Recurring schedules: what a client asks for, and what the store keeps.
 
 A schedule runs one job request on a `rate(...)` or `cron(...)` expression in a timezone,
 optionally between `startAt` and `endAt`. It remembers the jobs it started (newest first, the

@@ -1,4 +1,4 @@
-"""The job status graph (DESIGN §3) as one table; every transition in the code checks it.
+"""The job status graph as one table; every transition in the code checks it.
 
 scheduled → queued → running ⇄ paused → completed | failed | cancelled, plus the exits a user
 expects: a job that has not started yet can be cancelled, a queued job whose start failed can

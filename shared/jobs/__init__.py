@@ -1,1 +1,1 @@
-"""Job types: Python code registered by name (DESIGN §3). Adding a type is one module here."""
+"""Job types: Python code registered by name. Adding a type is one module here."""

@@ -1,4 +1,4 @@
-"""`csv_import`: the rows of a CSV object in S3, each validated as a `Contact` (DESIGN §3).
+"""`csv_import`: the rows of a CSV object in S3, each validated as a `Contact`.
 
 Params: `bucket`, `key`, `delimiter` (default ","), `maxErrors` (row errors kept, default 20).
 A job reads only its own tenant's uploads: checked with a `RequestScope`, `bucket` must be the

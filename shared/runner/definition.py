@@ -1,4 +1,4 @@
-"""The JobRunner state machine (DESIGN §2): one Standard definition, built once in Python.
+"""The JobRunner state machine: one Standard definition, built once in Python.
 
 CDK renders it with `DefinitionBody.from_string(json.dumps(job_runner_definition(arns)))` and
 the local stack hands moto the same dict, so the two cannot drift. It is parameterised only by
@@ -29,7 +29,7 @@ cleanup's dead-execution sweep ends the job and frees its slot. The state machin
 overall TimeoutSeconds: every wait in it is bounded already (backoffs by the retry policy,
 pauses by `$.pauseSeconds`), and a timed-out execution would leave its job to that same sweep.
 
-After `Finalize` (DESIGN §7): when it says `push` (a completed or failed job whose policy is not
+After `Finalize`: when it says `push` (a completed or failed job whose policy is not
 `never`), `PushGrace` waits the configured grace period (`$.graceSeconds`, from Finalize, so
 tests and settings choose it) for a live client to acknowledge the end, then `Notify` pushes to
 the owner's devices if none did. Notify can never change how the job ended: any failure of it

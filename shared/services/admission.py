@@ -1,4 +1,4 @@
-"""Priorities and per-tenant concurrency (DESIGN §8): which queued job may start, and when.
+"""Priorities and per-tenant concurrency: which queued job may start, and when.
 
 A job runs only while it holds one of its tenant's run slots. Launching takes a slot or leaves
 the job `queued`; when a job ends (the JobRunner's finalize) its slot is given back and the

@@ -1,4 +1,4 @@
-"""The HTTP API's use cases (DESIGN §5): each takes the verified principal, then acts.
+"""The HTTP API's use cases (docs/http-api.md): each takes the verified principal, then acts.
 
 Authorization happens here, once for every route: reach first (a resume token sees one job,
 everything else is "not found"), then scope (403), then the per-tenant write rate (429). The
@@ -85,7 +85,7 @@ class JobsApi:
             state = record.state()
         if self.runner is not None and state.status is JobStatus.QUEUED:
             # Idempotent on the execution name: a replayed create finds the same execution.
-            # Beyond the tenant's running cap the job waits queued for a slot (DESIGN §8).
+            # Beyond the tenant's running cap the job waits queued for a slot.
             self.runner.admit(JobRef(state.tenant_id, state.job_id))
         if self.scheduler is not None and state.status is JobStatus.SCHEDULED:
             self.scheduler.put(job_entry(state))  # an at(...) schedule; put is idempotent

@@ -1,4 +1,4 @@
-"""Turns bearer tokens into `Principal`s (DESIGN §6), for the HTTP API, the WebSocket `$connect`
+"""Turns bearer tokens into `Principal`s, for the HTTP API, the WebSocket `$connect`
 authorizer and the local gateway alike. PyJWT does all parsing and signature checks; this module
 decides which keys, algorithms and claims are acceptable, and checks time against the injected
 `Clock`.

@@ -1,4 +1,4 @@
-"""The hourly cleanup (DESIGN §8): purge what expired, fail what died, free what leaked.
+"""The hourly cleanup: purge what expired, fail what died, free what leaked.
 
 Invoked by an EventBridge rule `rate(1 hour)` (locally by the ticker). It
 

@@ -1,4 +1,4 @@
-"""Live delivery (DESIGN §2, §4): one persisted message to every connection subscribed to its job.
+"""Live delivery: one persisted message to every connection subscribed to its job.
 
 The dispatcher calls `deliver` for each new message of the log. Posts run in parallel on a
 bounded pool, so one slow or failing client costs one worker, never the others' delivery.

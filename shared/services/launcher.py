@@ -1,4 +1,4 @@
-"""The launcher (DESIGN §8): the one way scheduled, periodic and triggered jobs start.
+"""The launcher: the one way scheduled, periodic and triggered jobs start.
 
 EventBridge Scheduler invokes it for a one-time job whose `scheduledFor` has come and for each
 run of a recurring schedule; an EventBridge rule invokes it when an object lands under a

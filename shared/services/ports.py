@@ -129,7 +129,7 @@ class ExecutionGateway(Protocol):
         ...
 
 
-# -- schedules, priorities and cleanup (DESIGN §8) -------------------------------------------
+# -- schedules, priorities and cleanup ---------------------------------------------------------
 
 
 class ScheduleStore(Protocol):
@@ -240,7 +240,7 @@ class ExecutionStatuses(Protocol):
         ...
 
 
-# -- push (DESIGN §5 devices, §7) ---------------------------------------------------------------
+# -- push --------------------------------------------------------------------------------------
 
 
 class CursorReader(Protocol):

@@ -1,4 +1,4 @@
-"""Push use cases (DESIGN §5 devices, §7): register and remove devices, notify a finished job.
+"""Push use cases: register and remove devices, notify a finished job.
 
 `Devices` is what `POST /devices` and `DELETE /devices/{id}` do for the verified caller: a
 device belongs to one tenant and one user, and every lookup goes through that owner's key, so

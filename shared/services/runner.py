@@ -1,4 +1,4 @@
-"""JobRunner use cases: what each task of the state machine does to a job (DESIGN §2, §8).
+"""JobRunner use cases: what each task of the state machine does to a job (docs/architecture.md).
 
 One method per task of `shared.runner.definition`. Each reads the job, decides, writes through
 `JobService` (so every change goes through the store's optimistic transactions) and returns the
@@ -193,8 +193,8 @@ class JobRunner:
     ) -> JobRecord:
         """End the job as decided; without a decision (a Catch got here) fail with `failure`.
 
-        A job that has ended gives its run slot back and the tenant's next waiting job starts
-        (DESIGN §8); an execution superseded by the job's next one (continue-as-new) keeps it.
+        A job that has ended gives its run slot back and the tenant's next waiting job starts;
+        an execution superseded by the job's next one (continue-as-new) keeps it.
         """
         try:
             job = self._end(ref, outcome, error, failure)

@@ -1,4 +1,4 @@
-"""The schedules API's use cases (DESIGN §8): recurring schedules as a tenant's resource.
+"""The schedules API's use cases: recurring schedules as a tenant's resource.
 
 Every schedule is an item in the schedules table (what clients read: the request, state, runs)
 and an EventBridge Scheduler schedule targeting the launcher (what fires). Authorization is the

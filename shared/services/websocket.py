@@ -1,4 +1,4 @@
-"""WebSocket use cases: connect, disconnect, and the client actions of DESIGN §4.
+"""WebSocket use cases: connect, disconnect, and the client actions (docs/protocol.md).
 
 Recovery follows the contract exactly: register the subscription first (so nothing published
 from now on is missed live), then replay every message after the client's position (its

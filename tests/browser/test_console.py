@@ -1,4 +1,4 @@
-"""The web console against a live local stack, in chromium (DESIGN §11).
+"""The web console against a live local stack, in chromium (docs/protocol.md, Client rules).
 
 Each test drives the page as a person would (the demo controls, the card's buttons) and checks
 what the page shows against the server's own state (GET /jobs/{id} through the page's API).

@@ -1,6 +1,6 @@
 """A raw Tether client for the e2e tests: aiohttp's HTTP and WebSocket, the protocol by hand.
 
-Deliberately not the Python client: these tests pin the wire contract (DESIGN §4, §5) that
+Deliberately not the Python client: these tests pin the wire contract that
 every client, that one included, relies on.
 """
 

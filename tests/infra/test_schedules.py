@@ -1,4 +1,4 @@
-"""CDK tests of the `Schedules` construct (DESIGN §8): Scheduler group and role, launcher and
+"""CDK tests of the `Schedules` construct: Scheduler group and role, launcher and
 cleanup functions, the hourly rule, the import bucket and its rule, least-privilege grants."""
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def test_table_is_on_demand_encrypted_and_named_by_cloudformation(
 
 
 def test_messages_table_expires_items_and_streams_new_images(dev_stack: SynthesizedStack) -> None:
-    # Given the message log (DESIGN §2, §4) / When synthesized
+    # Given the message log (docs/architecture.md, docs/protocol.md) / When synthesized
     properties = _properties(dev_stack, "messages")
 
     # Then it is keyed by job and numeric seq, expires on expiresAt, and streams new images

@@ -87,7 +87,7 @@ def test_api_selects_routes_by_the_body_action(dev_stack: SynthesizedStack) -> N
     # Given the synthesized stack / When reading the WebSocket API
     api = dev_stack.resources("AWS::ApiGatewayV2::Api")[_api_id(dev_stack)]
 
-    # Then it is a WebSocket API routing on `$request.body.action` (DESIGN §4)
+    # Then it is a WebSocket API routing on `$request.body.action` (docs/protocol.md)
     assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
     assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
 

@@ -1,4 +1,4 @@
-"""The hourly cleanup (DESIGN §8): exactly what expired goes, dead executions fail, slots are
+"""The hourly cleanup: exactly what expired goes, dead executions fail, slots are
 reconciled; at most once per interval, clock jumps do not block it, two at once are safe."""
 
 from __future__ import annotations

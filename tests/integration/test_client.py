@@ -1,4 +1,4 @@
-"""The Python client against a scripted server over real sockets (DESIGN §4, §11).
+"""The Python client against a scripted server over real sockets (docs/protocol.md).
 
 Every test scripts the server connection by connection and asserts what the client did:
 which seqs it showed (once each, in order), what it subscribed with, what it acked, how long

@@ -1,4 +1,4 @@
-"""The launcher Lambda (DESIGN §8): one-time jobs, schedule runs and S3 imports, idempotent."""
+"""The launcher Lambda: one-time jobs, schedule runs and S3 imports, idempotent."""
 
 from __future__ import annotations
 

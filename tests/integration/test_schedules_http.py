@@ -1,4 +1,4 @@
-"""Schedules over HTTP (DESIGN §8): CRUD, pause/resume, run now; EventBridge Scheduler follows."""
+"""Schedules over HTTP: CRUD, pause/resume, run now; EventBridge Scheduler follows."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 // The console's JobTracker (infra/console/static/js/tracker.js) under node's test runner: the
-// recovery rules of DESIGN §4/§11 that tests/unit/test_console_tracker.py runs this file for.
+// recovery rules of docs/protocol.md that tests/unit/test_console_tracker.py runs this file for.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

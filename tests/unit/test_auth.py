@@ -1,4 +1,4 @@
-"""Auth (DESIGN §6): user tokens, resume tokens, WebSocket credentials, all with real JWTs."""
+"""Auth: user tokens, resume tokens, WebSocket credentials, all with real JWTs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The client's pure rules (DESIGN §11): backoff, duplicates, gaps, counters, coalesced acks."""
+"""The client's pure rules: backoff, duplicates, gaps, counters, coalesced acks."""
 
 from __future__ import annotations
 

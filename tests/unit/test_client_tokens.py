@@ -1,4 +1,4 @@
-"""Resume tokens kept per job: the keyring when there is one, else a 0600 file (DESIGN §6)."""
+"""Resume tokens kept per job: the keyring when there is one, else a 0600 file."""
 
 from __future__ import annotations
 

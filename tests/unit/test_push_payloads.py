@@ -1,4 +1,4 @@
-"""Push payloads and decisions (DESIGN §7): pure, no AWS."""
+"""Push payloads and decisions (docs/architecture.md, Push): pure, no AWS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every legal and every illegal transition of the status graph (DESIGN §3)."""
+"""Every legal and every illegal transition of the status graph."""
 
 from __future__ import annotations
 

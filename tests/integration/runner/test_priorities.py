@@ -1,4 +1,4 @@
-"""Priorities and per-tenant concurrency (DESIGN §8) on real DynamoDB conditional writes."""
+"""Priorities and per-tenant concurrency on real DynamoDB conditional writes."""
 
 from __future__ import annotations
 

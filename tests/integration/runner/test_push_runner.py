@@ -1,4 +1,4 @@
-"""Push on completion, in whole JobRunner executions under moto (DESIGN §7).
+"""Push on completion, in whole JobRunner executions under moto (docs/architecture.md, Push).
 
 The shared definition runs on moto's Step Functions interpreter with every task (Notify
 included) calling the real handler in process; devices are registered through the real use

@@ -1,4 +1,4 @@
-// Tether's HTTP API (DESIGN §5) as the console uses it: bearer token, JSON, problem+json errors.
+// Tether's HTTP API as the console uses it: bearer token, JSON, problem+json errors.
 // The local-only helpers (dev token, push sink, sample CSV) live next to the page itself.
 
 export class ApiError extends Error {

@@ -1,4 +1,4 @@
-// The live view: a status card per job being watched (DESIGN §11) and the demo controls.
+// The live view: a status card per job being watched and the demo controls.
 // Cards update in place (focus stays where it is); a visually hidden live region per card
 // announces status changes and every tenth of the way, not every frame.
 

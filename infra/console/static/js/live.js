@@ -1,5 +1,5 @@
 // One WebSocket per page, shared by every view, with the recovery contract of every Tether
-// client (DESIGN §4, §11): subscribe with `since` and `epoch`, drop duplicate seqs, resubscribe
+// client (docs/protocol.md): subscribe with `since` and `epoch`, drop duplicate seqs, resubscribe
 // on a gap, honour `resync` with a state sync over HTTP, ack what was shown, `ping` as
 // keepalive. When the socket goes it reconnects with backoff (1, 2, 4, 8, 16 s, then every
 // 30 s) and, meanwhile, polls GET /jobs/{id} every 2.5 s for each watched job, saying so.

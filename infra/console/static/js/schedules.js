@@ -1,4 +1,4 @@
-// Recurring schedules (DESIGN §8): list with next and last run, pause/resume, run now, delete,
+// Recurring schedules: list with next and last run, pause/resume, run now, delete,
 // and a small form to make one for the demo.
 
 import { badge, h, problemText, replace, when } from "./dom.js";

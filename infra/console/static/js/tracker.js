@@ -1,4 +1,4 @@
-// One job's place in its log, kept by the rules every Tether client keeps (DESIGN §4, §11; the
+// One job's place in its log, kept by the rules every Tether client keeps (docs/protocol.md; the
 // Python client's infra/client/tracker.py is the reference): a seq already seen is dropped; a
 // seq ahead of the next is held until the replay fills the hole, and when the replay is over
 // and the hole is still there the owner resubscribes from `lastSeq`; a state read older than
