@@ -4,8 +4,9 @@ and it is told to resync only when what it missed has expired.
 
 Runs the real store logic, session and job service over two stores: in memory (tests/faults/
 memory.py, DynamoDB's rules kept) for 1,000 examples in CI, and over moto with the real
-DynamoDB adapters for 50, a cross-check of the adapters (moto costs ~0.3 s an example here). The dispatcher's part (find the
-job's subscribers, post to each, forget the dead ones) is played by `_dispatch`.
+DynamoDB adapters for 50, a cross-check of the adapters (moto costs ~0.3 s an example here).
+The dispatcher's part (find the job's subscribers, post to each, forget the dead ones) is
+played by `_dispatch`.
 """
 
 from __future__ import annotations
