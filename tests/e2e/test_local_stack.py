@@ -222,15 +222,16 @@ def test_the_dispatcher_stopped_and_restarted_mid_job_loses_nothing(
     run(scenario)
 
 
-def _management(stack: LocalStack) -> Any:
-    """A boto3 `@connections` client signing with the stack's credentials, as its handlers do."""
+def _management(stack: LocalStack, *, secret: str | None = None) -> Any:
+    """A boto3 `@connections` client signing with the stack's credentials, as its handlers do
+    (or with another secret key, as someone who only guessed it would)."""
     assert stack.urls is not None
     return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=stack.urls.management_url,
         region_name=LOCAL_REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        aws_secret_access_key=secret or LOCAL_CREDENTIALS["aws_secret_access_key"],
     )
 
 
@@ -272,13 +273,7 @@ def test_the_management_api_refuses_whoever_lacks_the_stacks_credentials(
 ) -> None:
     assert stack.urls is not None
     urls = stack.urls
-    forged = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=urls.management_url,
-        region_name=LOCAL_REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key="guessed",
-    )
+    forged = _management(stack, secret="guessed")
 
     async def scenario(session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(
